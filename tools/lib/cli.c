@@ -1,0 +1,47 @@
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "cli.h"
+#include "err.h"
+
+void
+pr_print_version(void)
+{
+	printf("%s (prompt-runner) %s\n", pr_progname, PR_VERSION);
+}
+
+int
+pr_parse_u64(const char *s, uint64_t *out)
+{
+	uint64_t v = 0;
+
+	if (!*s)
+		return -1;
+	for (; *s; s++) {
+		if (*s < '0' || *s > '9')
+			return -1;
+		if (v > (UINT64_MAX - (uint64_t)(*s - '0')) / 10)
+			return -1;
+		v = v * 10 + (uint64_t)(*s - '0');
+	}
+	*out = v;
+	return 0;
+}
+
+_Noreturn void
+pr_usage_error(const char *usage, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (fmt) {
+		fprintf(stderr, "%s: ", pr_progname);
+		va_start(ap, fmt);
+		vfprintf(stderr, fmt, ap);
+		va_end(ap);
+		fputc('\n', stderr);
+	}
+	fputs(usage, stderr);
+	fprintf(stderr, "Try '%s --help' for more information.\n", pr_progname);
+	exit(PR_EXIT_USAGE);
+}

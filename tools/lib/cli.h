@@ -1,0 +1,21 @@
+/* Command-line helpers shared by the tools. */
+#ifndef PR_CLI_H
+#define PR_CLI_H
+
+#include <stdint.h>
+
+#ifndef PR_VERSION
+#define PR_VERSION "0.0.0"
+#endif
+
+/* "pr-plan (prompt-runner) 0.1.0" on stdout. */
+void pr_print_version(void);
+
+/* Strict unsigned decimal: digits only, no sign, no overflow. 0 or -1. */
+int pr_parse_u64(const char *s, uint64_t *out);
+
+/* Prints the usage line(s) to stderr with a hint, exits with status 2. */
+_Noreturn void pr_usage_error(const char *usage, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+#endif

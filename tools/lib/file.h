@@ -1,0 +1,24 @@
+/* Whole-file reads and crash-safe writes. Functions return 0, or -1 with
+ * errno set (EFBIG for a file over the caller's limit). */
+#ifndef PR_FILE_H
+#define PR_FILE_H
+
+#include <stddef.h>
+
+#include "buf.h"
+
+/* Replaces b's contents with the file's; refuses non-regular files. */
+int pr_file_read(const char *path, size_t max, struct pr_buf *b);
+
+/* Writes through a temporary file in the same directory, fsyncs and
+ * renames it over path, so a reader sees the old file or the whole new
+ * one, never a part. Creates missing parent directories. */
+int pr_file_write_atomic(const char *path, const void *data, size_t len);
+
+/* mkdir -p */
+int pr_mkdirs(const char *dir);
+
+/* Whether path exists and is a regular file. */
+int pr_file_exists(const char *path);
+
+#endif

@@ -1,0 +1,37 @@
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "err.h"
+#include "out.h"
+
+void
+pr_record_append(struct pr_buf *out, const cJSON *rec)
+{
+	pr_json_write(out, rec, 0);
+	pr_buf_addc(out, '\n');
+}
+
+static void
+write_failed(void)
+{
+	pr_die(PR_EXIT_INFRA, "error writing standard output: %s", strerror(errno));
+}
+
+void
+pr_stdout_write(const struct pr_buf *b)
+{
+	if (b->len && fwrite(b->data, 1, b->len, stdout) != b->len)
+		write_failed();
+	if (fflush(stdout) == EOF)
+		write_failed();
+}
+
+void
+pr_stdout_close(void)
+{
+	if (fflush(stdout) == EOF || ferror(stdout))
+		write_failed();
+	if (fclose(stdout) == EOF)
+		write_failed();
+}
