@@ -8,6 +8,7 @@
 #include "file.h"
 #include "json.h"
 #include "jsonl.h"
+#include "names.h"
 #include "out.h"
 #include "utf8.h"
 
