@@ -1,6 +1,7 @@
 # Loaded by every suite: where the tools and the shared fixtures are, and
 # small helpers. Tools come from $PR_BIN (tests/run sets it) or bin/.
 
+bats_require_minimum_version 1.5.0
 bats_load_library bats-support
 bats_load_library bats-assert
 
