@@ -22,6 +22,13 @@ ALL_CFLAGS = -std=c17 $(WARN) $(CFLAGS) $(PKG_CFLAGS) -Itools/lib \
              -D_POSIX_C_SOURCE=200809L -DPR_VERSION='"$(VERSION)"' -MMD -MP
 LDLIBS  += $(PKG_LIBS) -lm
 
+# Quiet build lines; make V=1 shows the commands.
+ifeq ($(V),1)
+Q =
+else
+Q = @
+endif
+
 # O: objects, B: tools. The sanitizer build uses its own pair.
 O ?= build/obj
 B ?= bin
@@ -38,20 +45,25 @@ SAN    = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-reco
 
 .PHONY: all check test asan check-asan install uninstall clean plan lint
 .SUFFIXES:
+# Keep object files: they are intermediates of the tool rule otherwise.
+.SECONDARY:
 
 all: $(BINS)
 
 $(B)/%: $(O)/%.o $(O)/libpr.a
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(O)/libpr.a $(LDLIBS)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(O)/libpr.a $(LDLIBS)
 
 $(O)/libpr.a: $(LIB_OBJ)
 	@rm -f $@
-	$(AR) rcs $@ $(LIB_OBJ)
+	@$(if $(Q),echo "  AR      $@")
+	$(Q)$(AR) rcs $@ $(LIB_OBJ)
 
 $(O)/%.o: tools/%.c
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 asan:
 	$(MAKE) --no-print-directory O=$(ASAN_O) B=$(ASAN_B) \
@@ -60,10 +72,10 @@ asan:
 # The README's test command. Runs every suite against the plain build and
 # the sanitizer build; ends with "N passed, N failed, N skipped".
 check: all asan
-	@tests/run --bin $(B) --bin $(ASAN_B)
+	@tests/run --bin $(B) --san-bin $(ASAN_B)
 
 check-asan: asan
-	@tests/run --bin $(ASAN_B)
+	@tests/run --san-bin $(ASAN_B)
 
 test: all
 	@tests/run --bin $(B)
@@ -86,24 +98,28 @@ clean:
 	rm -rf build bin
 
 # --- the offline stages, per video, so make rebuilds only what changed ---
-PROMPTS  ?= prompt_files
-STATE    ?= state
+PROMPTS   ?= prompt_files
+STATE     ?= state
 WORKFLOWS ?= workflows
+# The tools the stages run; a rebuilt tool replans. PR_TOOLS=/usr/local/bin
+# plans with installed tools instead.
+PR_TOOLS  ?= $(B)
 PLAN_FLAGS  ?=
 PATCH_FLAGS ?=
 VIDEOS := $(basename $(notdir $(wildcard $(PROMPTS)/*.txt)))
 
 plan: $(VIDEOS:%=$(STATE)/%/jobs.jsonl)
 
-$(STATE)/%/prompt.jsonl: $(PROMPTS)/%.txt $(B)/pr-parse
+$(STATE)/%/prompt.jsonl: $(PROMPTS)/%.txt $(PR_TOOLS)/pr-parse
 	@mkdir -p $(@D)
-	$(B)/pr-parse $< > $@.tmp && mv $@.tmp $@
+	$(PR_TOOLS)/pr-parse $< > $@.tmp && mv $@.tmp $@
 
-$(STATE)/%/plan.jsonl: $(STATE)/%/prompt.jsonl $(B)/pr-plan
-	$(B)/pr-plan $(PLAN_FLAGS) < $< > $@.tmp && mv $@.tmp $@
+$(STATE)/%/plan.jsonl: $(STATE)/%/prompt.jsonl $(PR_TOOLS)/pr-plan
+	$(PR_TOOLS)/pr-plan $(PLAN_FLAGS) < $< > $@.tmp && mv $@.tmp $@
 
-$(STATE)/%/jobs.jsonl: $(STATE)/%/plan.jsonl $(B)/pr-patch $(wildcard $(WORKFLOWS)/*.json)
-	$(B)/pr-patch --workflows $(WORKFLOWS) --state $(STATE) $(PATCH_FLAGS) < $< > $@.tmp && mv $@.tmp $@
+$(STATE)/%/jobs.jsonl: $(STATE)/%/plan.jsonl $(PR_TOOLS)/pr-patch $(wildcard $(WORKFLOWS)/*.json)
+	rm -rf $(STATE)/$*/workflows
+	$(PR_TOOLS)/pr-patch --workflows $(WORKFLOWS) --state $(STATE) $(PATCH_FLAGS) < $< > $@.tmp && mv $@.tmp $@
 
 .PRECIOUS: $(STATE)/%/prompt.jsonl $(STATE)/%/plan.jsonl
 

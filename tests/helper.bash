@@ -27,3 +27,14 @@ setup() {
 write_prompt() {
 	printf '%s\n\n%s\n\n%s\n\n%s\n' "$2" "$3" "$4" "$5" > "$1"
 }
+
+# Checks of the build itself run once, in the plain pass.
+plain_pass_only() {
+	[ -z "${PR_SANITIZED:-}" ] || skip "checks the build, done in the plain pass"
+}
+
+# Runs a tool with stdout on a pipe whose reader is already gone, so the
+# first write fails with EPIPE, every time.
+run_closed_pipe() {
+	run perl -e 'pipe(R, W) or die; close R; open(STDOUT, ">&W") or die; exec @ARGV' "$@"
+}

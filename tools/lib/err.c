@@ -22,6 +22,8 @@ pr_init(const char *argv0)
 	signal(SIGPIPE, SIG_IGN);
 }
 
+static void vwarn(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
+
 static void
 vwarn(const char *fmt, va_list ap)
 {

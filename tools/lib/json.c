@@ -21,6 +21,8 @@ struct parser {
 };
 
 static cJSON *parse_value(struct parser *P);
+static void fail_at(struct parser *P, const char *at, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 
 static void
 fail_at(struct parser *P, const char *at, const char *fmt, ...)

@@ -1,0 +1,135 @@
+#!/usr/bin/env bash
+# pipeline.sh: prompt files in, videos out. Chains the pr-* tools and keeps
+# every intermediate file under the state folder, so any stage can be
+# inspected, edited and rerun by hand.
+#
+# Today it runs the offline stages (parse, plan, patch); rendering on a
+# ComfyUI server comes with pr-submit.
+set -eu
+
+usage() {
+	cat <<'EOF'
+usage: pipeline.sh --dry-run [options] [PROMPT_FILE_OR_DIR ...]
+
+Parses every prompt file (default: prompt_files/), plans its chunks and
+patches every job's workflow into STATE/<video>/ (prompt.jsonl, plan.jsonl,
+jobs.jsonl, workflows/<job>.json), then prints a summary. Nothing is sent to
+any server.
+
+  --dry-run          plan and patch only (required for now)
+  --state DIR        state folder (default: state)
+  --workflows DIR    workflows and rules (default: the workflows/ folder
+                     beside this script)
+  --chunk N          frames per chunk (default 100)     } passed to
+  --no-align         the plan document's literal rule   } pr-plan(1)
+  --overlap K        frames each chunk overlaps         }
+  --combine MODE     none, segments or progressive      }
+  --seed N|random    sampler seed                       }
+  -h, --help         this text
+
+Exit status: 0 all videos planned, 1 some failed (the others are done),
+2 usage error.
+EOF
+}
+
+die() {
+	echo "pipeline.sh: $*" >&2
+	exit 2
+}
+
+here=$(cd "$(dirname "$0")" && pwd)
+# Tools: $PR_BIN, else the build beside this script, else $PATH.
+if [ -n "${PR_BIN:-}" ]; then
+	PATH=$PR_BIN:$PATH
+elif [ -x "$here/bin/pr-parse" ]; then
+	PATH=$here/bin:$PATH
+fi
+for tool in pr-parse pr-plan pr-patch jq; do
+	command -v "$tool" >/dev/null || die "$tool not found (run make, or ./setup for jq)"
+done
+
+dry_run=0
+state=state
+workflows=$here/workflows
+plan_args=()
+inputs=()
+while [ $# -gt 0 ]; do
+	case $1 in
+	--dry-run) dry_run=1 ;;
+	--state) [ $# -ge 2 ] || die "--state needs a directory"; state=$2; shift ;;
+	--workflows) [ $# -ge 2 ] || die "--workflows needs a directory"; workflows=$2; shift ;;
+	--chunk|--overlap|--combine|--seed)
+		[ $# -ge 2 ] || die "$1 needs a value"
+		plan_args+=("$1" "$2"); shift ;;
+	--no-align) plan_args+=("$1") ;;
+	-h|--help) usage; exit 0 ;;
+	--) shift; inputs+=("$@"); break ;;
+	-*) die "unknown option $1 (see --help)" ;;
+	*) inputs+=("$1") ;;
+	esac
+	shift
+done
+[ ${#inputs[@]} -gt 0 ] || inputs=(prompt_files)
+[ "$dry_run" -eq 1 ] ||
+	die "rendering on a ComfyUI server is not available yet (it comes with pr-submit); use --dry-run to plan and patch"
+
+mkdir -p "$state"
+prompts=$(mktemp "$state/.prompts.XXXXXX")
+trap 'rm -f "$prompts" "$state"/*/*.jsonl.tmp' EXIT
+
+# Bad prompt files are reported by pr-parse; the good ones still go on.
+failed=0
+pr-parse --keep-going -- "${inputs[@]}" > "$prompts" || {
+	rc=$?
+	[ "$rc" -eq 1 ] || exit "$rc"
+	failed=1
+}
+
+# Runs a stage with its stdout going to $1 through a temp file: the file is
+# replaced only when the stage succeeded, never left half-written.
+into() {
+	local out=$1
+	shift
+	if "$@" > "$out.tmp"; then
+		mv "$out.tmp" "$out"
+	else
+		rm -f "$out.tmp"
+		return 1
+	fi
+}
+
+row() {
+	printf '%-24s %7s %7s %5s  %s\n' "$@"
+}
+
+summary=()
+while IFS= read -r record; do
+	video=$(jq -r .video <<< "$record")
+	dir=$state/$video
+	mkdir -p "$dir"
+	into "$dir/prompt.jsonl" printf '%s\n' "$record"
+	# A failed stage leaves no older plan or jobs behind that no longer
+	# match the prompt.
+	if ! into "$dir/plan.jsonl" pr-plan "${plan_args[@]}" < "$dir/prompt.jsonl"; then
+		rm -rf "$dir/plan.jsonl" "$dir/jobs.jsonl" "$dir/workflows"
+		summary+=("$(row "$video" - - - "plan failed")")
+		failed=1
+		continue
+	fi
+	# pr-patch writes one file per job: start from an empty folder so no
+	# workflow of an earlier, longer plan is left behind.
+	rm -rf "$dir/workflows"
+	if ! into "$dir/jobs.jsonl" pr-patch --workflows "$workflows" --state "$state" < "$dir/plan.jsonl"; then
+		rm -rf "$dir/jobs.jsonl" "$dir/workflows"
+		summary+=("$(row "$video" - - - "patch failed")")
+		failed=1
+		continue
+	fi
+	read -r frames chunks jobs < <(jq -rs '[.[0].vars.total_frames, (map(select(.pass == "high")) | length), length] | @tsv' "$dir/jobs.jsonl")
+	summary+=("$(row "$video" "$frames" "$chunks" "$jobs" "$dir/")")
+done < "$prompts"
+
+row video frames chunks jobs state
+for line in "${summary[@]}"; do printf '%s\n' "$line"; done
+
+exit "$failed"
