@@ -138,12 +138,6 @@ EOF
 	run jq -c '[.stage, .collect, .derive]' rec.json
 	assert_output '[[],[{"node":"365","role":"latent","path":"latents/clipA/job_001.latent"}],[]]'
 	[ -f st/clipA/workflows/job_001.json ]
-	need_schemas
-	run schema_problems rec.json '["365"]'
-	assert_output ''
-	# the decode and video branch is what ComfyUI prunes: it fails validation
-	run schema_problems rec.json '["344"]'
-	assert_output --partial '341 (WanVideoDecode): required input samples missing'
 }
 
 @test "LOW job: continues from the staged HIGH latent, collects the segment, derives the next reference" {
@@ -159,9 +153,6 @@ EOF
 	assert_output '[{"path":"/data/src.mp4","as":"prompt-runner/clipA/src.mp4"},{"path":"latents/clipA/job_001.latent","as":"prompt-runner/clipA/job_001.latent"}]'
 	run jq -c '[.collect, .derive]' rec.json
 	assert_output '[[{"node":"344","role":"segment","path":"videos/clipA/job_002.mp4"}],[{"from":"videos/clipA/job_002.mp4","frame":87,"path":"references/clipA/job_002_ref.png","role":"reference"}]]'
-	need_schemas
-	run schema_problems rec.json '["344"]'
-	assert_output ''
 }
 
 @test "later chunk: the previous chunk's reference image is staged into the VACE encode" {
@@ -173,10 +164,6 @@ EOF
 	run jq -c '[.workflow["358"].inputs.image, .workflow["144"].inputs.ref_images, .workflow["348"].inputs.value, (.stage | map(.as))]' recs.jsonl
 	assert_line --index 0 '["prompt-runner/clipA/job_002_ref.png",["358",0],97,["prompt-runner/clipA/job_002_ref.png"]]'
 	assert_line --index 1 '["prompt-runner/clipA/job_002_ref.png",["358",0],97,["prompt-runner/clipA/job_002_ref.png","prompt-runner/clipA/job_003.latent"]]'
-	need_schemas
-	head -1 recs.jsonl > high.json
-	run schema_problems high.json '["365"]'
-	assert_output ''
 }
 
 @test "a seed var keeps all 20 digits in the sampler" {
@@ -210,13 +197,35 @@ EOF
 	    .collect, .frame_multiplier]' recs.jsonl
 	assert_line --index 0 '[false,false,["33",0],"prompt-runner/clipA/job_002.mp4",2,15,null,[{"node":"14","role":"combined","path":"combined/clipA_combined_001.mp4"}],2]'
 	assert_line --index 1 '[true,true,["30",0],"prompt-runner/clipA/job_004.mp4",0,97,"prompt-runner/clipA/clipA_combined_001.mp4",[{"node":"14","role":"combined","path":"combined/clipA_combined_002.mp4"}],2]'
+}
+
+@test "every kind of patched job validates against the real node schemas where it runs" {
 	need_schemas
-	head -1 recs.jsonl > first.json
-	tail -1 recs.jsonl > later.json
-	run schema_problems first.json '["14"]'
-	assert_output ''
-	run schema_problems later.json '["14"]'
-	assert_output ''
+	{
+		render_job clipA 1 high 0
+		render_job clipA 2 low 0 '{"input_video_path":"/data/src.mp4","reference_out":"references/clipA/job_002_ref.png","reference_frame":87}'
+		render_job clipA 3 high 1 '{"reference":"references/clipA/job_002_ref.png"}'
+		render_job clipA 4 low 1 '{"reference":"references/clipA/job_002_ref.png"}'
+		combine_job clipA 1
+		combine_job clipA 2 '{"previous":"combined/clipA_combined_001.mp4"}'
+	} | pr-patch --workflows "$REPO/workflows" --no-state > recs.jsonl
+	local i=0 outputs
+	while IFS= read -r rec; do
+		printf '%s\n' "$rec" > rec.json
+		# what ComfyUI runs: the outputs the job collects
+		outputs=$(jq -c '[.collect[].node]' rec.json)
+		[ "$outputs" != '[]' ]
+		run schema_problems rec.json "$outputs"
+		assert_success
+		assert_output ''
+		i=$((i + 1))
+	done < recs.jsonl
+	[ "$i" -eq 6 ]
+	# a HIGH job's decode and video branch fails validation, which is what
+	# makes ComfyUI prune it
+	head -1 recs.jsonl > high.json
+	run schema_problems high.json '["344"]'
+	assert_output --partial '341 (WanVideoDecode): required input samples missing'
 }
 
 @test "combine jobs are patched only when there are some: combine.json may be absent" {
