@@ -410,14 +410,13 @@ make_record(const struct opts *o, const struct item *it, const struct text *t,
 		negative = pr_xstrdup("");
 	else
 		negative = prompt_text(o, neg, neg + 1);
-	if (!(rec = cJSON_CreateObject()))
-		pr_die(PR_EXIT_INFRA, "out of memory building JSON");
-	pr_json_set(rec, "video", cJSON_CreateString(it->video));
-	pr_json_set(rec, "input_video", cJSON_CreateString(input));
+	rec = pr_json_object();
+	pr_json_set_string(rec, "video", it->video);
+	pr_json_set_string(rec, "input_video", input);
 	pr_json_set(rec, "total_frames", pr_json_uint(frames));
-	pr_json_set(rec, "positive", cJSON_CreateString(positive));
-	pr_json_set(rec, "negative", cJSON_CreateString(negative));
-	pr_json_set(rec, "source", cJSON_CreateString(it->path));
+	pr_json_set_string(rec, "positive", positive);
+	pr_json_set_string(rec, "negative", negative);
+	pr_json_set_string(rec, "source", it->path);
 	free(input);
 	free(positive);
 	free(negative);
@@ -581,9 +580,8 @@ main(int argc, char **argv)
 				pr_usage_error(usage, "--max-frames needs a whole number from 1, "
 				    "not \"%s\"", optarg);
 			break;
-		case 'h': fputs(usage, stdout); fputs("\n", stdout); fputs(help, stdout);
-			pr_stdout_close(); return PR_EXIT_OK;
-		case 'V': pr_print_version(); pr_stdout_close(); return PR_EXIT_OK;
+		case 'h': pr_help_exit(usage, help);
+		case 'V': pr_version_exit();
 		default: pr_usage_error(usage, NULL);
 		}
 	}

@@ -199,16 +199,14 @@ list_nodes(const char *path)
 	for (node = wf->child; node; node = node->next) {
 		const char *title = pr_workflow_title(node);
 
-		rec = cJSON_CreateObject();
-		names = cJSON_CreateArray();
-		cJSON_AddItemToObject(rec, "id", cJSON_CreateString(node->string));
-		cJSON_AddItemToObject(rec, "class_type",
-		    cJSON_CreateString(pr_workflow_class(node)));
-		cJSON_AddItemToObject(rec, "title",
-		    title ? cJSON_CreateString(title) : cJSON_CreateNull());
+		rec = pr_json_object();
+		names = pr_json_array();
+		pr_json_set_string(rec, "id", node->string);
+		pr_json_set_string(rec, "class_type", pr_workflow_class(node));
+		pr_json_set(rec, "title", title ? pr_json_string(title) : cJSON_CreateNull());
 		for (in = pr_json_get(node, "inputs")->child; in; in = in->next)
-			cJSON_AddItemToArray(names, cJSON_CreateString(in->string));
-		cJSON_AddItemToObject(rec, "inputs", names);
+			cJSON_AddItemToArray(names, pr_json_string(in->string));
+		pr_json_set(rec, "inputs", names);
 		pr_record_append(&out, rec);
 		cJSON_Delete(rec);
 	}
@@ -252,9 +250,8 @@ main(int argc, char **argv)
 		case 'S': o.state = NULL; break;
 		case 'e': o.explain = true; break;
 		case 'l': list = optarg; break;
-		case 'h': fputs(usage, stdout); fputs("\n", stdout); fputs(help, stdout);
-			pr_stdout_close(); return PR_EXIT_OK;
-		case 'V': pr_print_version(); pr_stdout_close(); return PR_EXIT_OK;
+		case 'h': pr_help_exit(usage, help);
+		case 'V': pr_version_exit();
 		default: pr_usage_error(usage, NULL);
 		}
 	}

@@ -238,26 +238,6 @@ reference_frame(const struct chunk *c, int64_t R)
 
 /* ---- records ---- */
 
-static cJSON *
-checked(cJSON *v)
-{
-	if (!v)
-		pr_die(PR_EXIT_INFRA, "out of memory building JSON");
-	return v;
-}
-
-static void
-set_str(cJSON *o, const char *key, const char *s)
-{
-	pr_json_set(o, key, checked(cJSON_CreateString(s)));
-}
-
-static void
-set_int(cJSON *o, const char *key, int64_t v)
-{
-	pr_json_set(o, key, pr_json_int(v));
-}
-
 /* "<video>/job_001" and friends. */
 static void
 job_id(char *out, size_t len, const char *video, const char *kind, int64_t n)
@@ -274,21 +254,21 @@ add_dep(cJSON *deps, const char *video, const char *kind, int64_t n)
 	char id[256];
 
 	job_id(id, sizeof id, video, kind, n);
-	cJSON_AddItemToArray(deps, checked(cJSON_CreateString(id)));
+	cJSON_AddItemToArray(deps, pr_json_string(id));
 }
 
 /* The vars every job of a video starts with: video, id, n, n3. */
 static cJSON *
 new_vars(const struct video *v, const char *id, int64_t n)
 {
-	cJSON *vars = checked(cJSON_CreateObject());
+	cJSON *vars = pr_json_object();
 	char n3[32];
 
 	snprintf(n3, sizeof n3, "%03" PRId64, n);
-	set_str(vars, "video", v->name);
-	set_str(vars, "id", id);
-	set_int(vars, "n", n);
-	set_str(vars, "n3", n3);
+	pr_json_set_string(vars, "video", v->name);
+	pr_json_set_string(vars, "id", id);
+	pr_json_set_int(vars, "n", n);
+	pr_json_set_string(vars, "n3", n3);
 	return vars;
 }
 
@@ -300,7 +280,7 @@ finish_vars(cJSON *vars, const struct video *v)
 
 	cJSON_ArrayForEach(f, v->rec)
 		if (!in_list(prompt_fields, f->string))
-			pr_json_set(vars, f->string, checked(cJSON_Duplicate(f, true)));
+			pr_json_set(vars, f->string, pr_json_copy(f));
 }
 
 /* The HIGH or LOW job of chunk k. */
@@ -316,26 +296,26 @@ render_job(const struct opts *o, const struct video *v, size_t k, enum pass pass
 	const char *s;
 
 	job_id(id, sizeof id, v->name, "job", n);
-	job = checked(cJSON_CreateObject());
-	set_str(job, "id", id);
-	set_str(job, "video", v->name);
-	set_str(job, "kind", "render");
-	set_int(job, "n", n);
-	set_str(job, "pass", pass_names[pass]);
-	set_int(job, "chunk", (int64_t)k);
-	set_int(job, "start", c->start);
-	set_int(job, "frames", c->frames);
+	job = pr_json_object();
+	pr_json_set_string(job, "id", id);
+	pr_json_set_string(job, "video", v->name);
+	pr_json_set_string(job, "kind", "render");
+	pr_json_set_int(job, "n", n);
+	pr_json_set_string(job, "pass", pass_names[pass]);
+	pr_json_set_int(job, "chunk", (int64_t)k);
+	pr_json_set_int(job, "start", c->start);
+	pr_json_set_int(job, "frames", c->frames);
 	if (pass == PASS_LOW) {
-		keep = checked(cJSON_CreateArray());
+		keep = pr_json_array();
 		cJSON_AddItemToArray(keep, pr_json_int(c->keep_from));
 		cJSON_AddItemToArray(keep, pr_json_int(c->keep_to));
 		pr_json_set(job, "keep", keep);
 	}
-	set_str(job, "model", o->model[pass]);
+	pr_json_set_string(job, "model", o->model[pass]);
 
 	/* LOW continues its HIGH's latent; both passes of a later chunk are
 	 * conditioned on the previous LOW's reference image. */
-	deps = checked(cJSON_CreateArray());
+	deps = pr_json_array();
 	if (pass == PASS_LOW)
 		add_dep(deps, v->name, "job", high);
 	if (!first)
@@ -343,41 +323,41 @@ render_job(const struct opts *o, const struct video *v, size_t k, enum pass pass
 	pr_json_set(job, "deps", deps);
 
 	vars = new_vars(v, id, n);
-	set_str(vars, "pass", pass_names[pass]);
-	set_int(vars, "chunk", (int64_t)k);
-	set_int(vars, "start", c->start);
-	set_int(vars, "frames", c->frames);
-	set_str(vars, "model", o->model[pass]);
-	set_str(vars, "lora", o->lora[pass]);
-	set_str(vars, "positive", pr_json_get_string(v->rec, "positive"));
-	set_str(vars, "negative", pr_json_get_string(v->rec, "negative"));
-	set_str(vars, "input_video", pr_json_get_string(v->rec, "input_video"));
-	set_int(vars, "total_frames", v->total);
+	pr_json_set_string(vars, "pass", pass_names[pass]);
+	pr_json_set_int(vars, "chunk", (int64_t)k);
+	pr_json_set_int(vars, "start", c->start);
+	pr_json_set_int(vars, "frames", c->frames);
+	pr_json_set_string(vars, "model", o->model[pass]);
+	pr_json_set_string(vars, "lora", o->lora[pass]);
+	pr_json_set_string(vars, "positive", pr_json_get_string(v->rec, "positive"));
+	pr_json_set_string(vars, "negative", pr_json_get_string(v->rec, "negative"));
+	pr_json_set_string(vars, "input_video", pr_json_get_string(v->rec, "input_video"));
+	pr_json_set_int(vars, "total_frames", v->total);
 	if ((s = pr_json_get_string(v->rec, "source")))
-		set_str(vars, "source", s);
+		pr_json_set_string(vars, "source", s);
 	if (v->has_seed)
 		pr_json_set(vars, "seed", pr_json_uint(v->seed));
 	if (v->input_path)
-		set_str(vars, "input_video_path", v->input_path);
+		pr_json_set_string(vars, "input_video_path", v->input_path);
 	if (!first) {
 		snprintf(path, sizeof path, "references/%s/job_%03" PRId64 "_ref.png",
 		    v->name, high - 1);
-		set_str(vars, "reference", path);
+		pr_json_set_string(vars, "reference", path);
 	} else if (v->reference) {
-		set_str(vars, "reference", v->reference);
+		pr_json_set_string(vars, "reference", v->reference);
 	}
 	snprintf(path, sizeof path, "latents/%s/job_%03" PRId64 ".latent", v->name, high);
-	set_str(vars, "latent", path);
+	pr_json_set_string(vars, "latent", path);
 	if (pass == PASS_LOW) {
 		snprintf(path, sizeof path, "videos/%s/job_%03" PRId64 ".mp4", v->name, low);
-		set_str(vars, "segment", path);
-		set_int(vars, "keep_from", c->keep_from);
-		set_int(vars, "keep_to", c->keep_to);
+		pr_json_set_string(vars, "segment", path);
+		pr_json_set_int(vars, "keep_from", c->keep_from);
+		pr_json_set_int(vars, "keep_to", c->keep_to);
 		if (has_next) {
 			snprintf(path, sizeof path, "references/%s/job_%03" PRId64 "_ref.png",
 			    v->name, low);
-			set_str(vars, "reference_out", path);
-			set_int(vars, "reference_frame", reference_frame(c, o->ref_offset));
+			pr_json_set_string(vars, "reference_out", path);
+			pr_json_set_int(vars, "reference_frame", reference_frame(c, o->ref_offset));
 		}
 	}
 	finish_vars(vars, v);
@@ -396,13 +376,13 @@ combine_job(const struct opts *o, const struct video *v, size_t k)
 	cJSON *job, *deps, *vars;
 
 	job_id(id, sizeof id, v->name, "combine", n);
-	job = checked(cJSON_CreateObject());
-	set_str(job, "id", id);
-	set_str(job, "video", v->name);
-	set_str(job, "kind", "combine");
-	set_int(job, "n", n);
-	set_str(job, "mode", combine_names[o->combine]);
-	deps = checked(cJSON_CreateArray());
+	job = pr_json_object();
+	pr_json_set_string(job, "id", id);
+	pr_json_set_string(job, "video", v->name);
+	pr_json_set_string(job, "kind", "combine");
+	pr_json_set_int(job, "n", n);
+	pr_json_set_string(job, "mode", combine_names[o->combine]);
+	deps = pr_json_array();
 	add_dep(deps, v->name, "job", low);
 	if (progressive && n > 1)
 		add_dep(deps, v->name, "combine", n - 1);
@@ -410,16 +390,16 @@ combine_job(const struct opts *o, const struct video *v, size_t k)
 
 	vars = new_vars(v, id, n);
 	snprintf(path, sizeof path, "videos/%s/job_%03" PRId64 ".mp4", v->name, low);
-	set_str(vars, "segment", path);
-	set_int(vars, "keep_from", c->keep_from);
-	set_int(vars, "keep_frames", c->keep_to - c->keep_from);
+	pr_json_set_string(vars, "segment", path);
+	pr_json_set_int(vars, "keep_from", c->keep_from);
+	pr_json_set_int(vars, "keep_frames", c->keep_to - c->keep_from);
 	snprintf(path, sizeof path, "combined/%s_combined_%03" PRId64 ".mp4", v->name, n);
-	set_str(vars, "output", path);
-	set_str(vars, "output_role", progressive ? "combined" : "segment");
+	pr_json_set_string(vars, "output", path);
+	pr_json_set_string(vars, "output_role", progressive ? "combined" : "segment");
 	if (progressive && n > 1) {
 		snprintf(path, sizeof path, "combined/%s_combined_%03" PRId64 ".mp4",
 		    v->name, n - 1);
-		set_str(vars, "previous", path);
+		pr_json_set_string(vars, "previous", path);
 	}
 	if (v->has_seed)
 		pr_json_set(vars, "seed", pr_json_uint(v->seed));
@@ -803,15 +783,9 @@ parse_options(int argc, char **argv, struct opts *o)
 		case 'l': o->lora[PASS_LOW] = name_option("--low-lora", optarg); break;
 		case 'x': o->max_frames = frames_option("--max-frames", optarg, 1); break;
 		case 'h':
-			fputs(usage, stdout);
-			fputs("\n", stdout);
-			fputs(help, stdout);
-			pr_stdout_close();
-			exit(PR_EXIT_OK);
+			pr_help_exit(usage, help);
 		case 'V':
-			pr_print_version();
-			pr_stdout_close();
-			exit(PR_EXIT_OK);
+			pr_version_exit();
 		default:
 			pr_usage_error(usage, NULL);
 		}

@@ -4,11 +4,24 @@
 
 #include "cli.h"
 #include "err.h"
+#include "out.h"
 
-void
-pr_print_version(void)
+_Noreturn void
+pr_help_exit(const char *usage, const char *help)
+{
+	fputs(usage, stdout);
+	fputc('\n', stdout);
+	fputs(help, stdout);
+	pr_stdout_close();
+	exit(PR_EXIT_OK);
+}
+
+_Noreturn void
+pr_version_exit(void)
 {
 	printf("%s (prompt-runner) %s\n", pr_progname, PR_VERSION);
+	pr_stdout_close();
+	exit(PR_EXIT_OK);
 }
 
 int

@@ -8,8 +8,10 @@
 #define PR_VERSION "0.0.0"
 #endif
 
-/* "pr-plan (prompt-runner) 0.1.0" on stdout. */
-void pr_print_version(void);
+/* --help: the usage and help texts on stdout, then exit 0. */
+_Noreturn void pr_help_exit(const char *usage, const char *help);
+/* --version: "pr-plan (prompt-runner) 0.1.0" on stdout, then exit 0. */
+_Noreturn void pr_version_exit(void);
 
 /* Strict unsigned decimal: digits only, no sign, no overflow. 0 or -1. */
 int pr_parse_u64(const char *s, uint64_t *out);

@@ -729,6 +729,42 @@ pr_json_number_text(const char *text)
 	return checked(cJSON_CreateRaw(text));
 }
 
+cJSON *
+pr_json_object(void)
+{
+	return checked(cJSON_CreateObject());
+}
+
+cJSON *
+pr_json_array(void)
+{
+	return checked(cJSON_CreateArray());
+}
+
+cJSON *
+pr_json_string(const char *s)
+{
+	return checked(cJSON_CreateString(s));
+}
+
+cJSON *
+pr_json_copy(const cJSON *v)
+{
+	return checked(cJSON_Duplicate(v, 1));
+}
+
+void
+pr_json_set_string(cJSON *obj, const char *key, const char *s)
+{
+	pr_json_set(obj, key, pr_json_string(s));
+}
+
+void
+pr_json_set_int(cJSON *obj, const char *key, int64_t v)
+{
+	pr_json_set(obj, key, pr_json_int(v));
+}
+
 void
 pr_json_set(cJSON *obj, const char *key, cJSON *v)
 {

@@ -76,6 +76,15 @@ cJSON *pr_json_number_text(const char *text);
 /* Whether s is a JSON number literal. */
 bool pr_json_number_valid(const char *s, size_t len);
 
+/* Constructors that never return NULL: running out of memory ends the
+ * program with status 3. */
+cJSON *pr_json_object(void);
+cJSON *pr_json_array(void);
+cJSON *pr_json_string(const char *s);
+cJSON *pr_json_copy(const cJSON *v);
+void pr_json_set_string(cJSON *obj, const char *key, const char *s);
+void pr_json_set_int(cJSON *obj, const char *key, int64_t v);
+
 /* Replaces (or adds) obj[key] with v, keeping the member's position. */
 void pr_json_set(cJSON *obj, const char *key, cJSON *v);
 

@@ -562,19 +562,19 @@ subst(struct ctx *C, const cJSON *v)
 				unknown_var(C, v->valuestring + 2, n);
 				return NULL;
 			}
-			return cJSON_Duplicate(var, 1);
+			return pr_json_copy(var);
 		}
 		if (expand_text(C, v->valuestring, &b) < 0) {
 			pr_buf_free(&b);
 			return NULL;
 		}
-		copy = cJSON_CreateString(b.data ? b.data : "");
+		copy = pr_json_string(b.data ? b.data : "");
 		pr_buf_free(&b);
 		return copy;
 	}
 	if (!cJSON_IsArray(v) && !cJSON_IsObject(v))
-		return cJSON_Duplicate(v, 1);
-	copy = cJSON_IsArray(v) ? cJSON_CreateArray() : cJSON_CreateObject();
+		return pr_json_copy(v);
+	copy = cJSON_IsArray(v) ? pr_json_array() : pr_json_object();
 	for (c = v->child; c; c = c->next) {
 		if (!(item = subst(C, c))) {
 			cJSON_Delete(copy);
@@ -714,20 +714,11 @@ do_delete(struct ctx *C, const char *id)
 	return 0;
 }
 
-static cJSON *
-pair_object(const char *k1, const char *v1, const char *k2, const char *v2)
-{
-	cJSON *o = cJSON_CreateObject();
-
-	cJSON_AddItemToObject(o, k1, cJSON_CreateString(v1));
-	cJSON_AddItemToObject(o, k2, cJSON_CreateString(v2));
-	return o;
-}
-
 static int
 add_stage(struct ctx *C, const char *path, const char *as)
 {
 	const cJSON *c;
+	cJSON *e;
 
 	for (c = C->out->stage->child; c; c = c->next) {
 		const char *p = pr_json_get_string(c, "path"), *a = pr_json_get_string(c, "as");
@@ -739,7 +730,10 @@ add_stage(struct ctx *C, const char *path, const char *as)
 		return fail(C, "two different files staged as \"%s\": \"%s\" and \"%s\"", as,
 		    p, path);
 	}
-	cJSON_AddItemToArray(C->out->stage, pair_object("path", path, "as", as));
+	e = pr_json_object();
+	pr_json_set_string(e, "path", path);
+	pr_json_set_string(e, "as", as);
+	cJSON_AddItemToArray(C->out->stage, e);
 	return 0;
 }
 
@@ -773,7 +767,7 @@ do_stage(struct ctx *C, const char *id)
 		sprintf(as, "prompt-runner/%s/%s", video->valuestring, base);
 	}
 	/* put_input() says 1 when an optional rule skips a missing input. */
-	if ((rc = put_input(C, id, input, cJSON_CreateString(as))) != 0) {
+	if ((rc = put_input(C, id, input, pr_json_string(as))) != 0) {
 		rc = rc < 0 ? -1 : 0;
 		goto out;
 	}
@@ -805,10 +799,10 @@ do_collect(struct ctx *C, const char *id)
 			goto out;
 		}
 	}
-	e = cJSON_CreateObject();
-	cJSON_AddItemToObject(e, "node", cJSON_CreateString(id));
-	cJSON_AddItemToObject(e, "role", cJSON_CreateString(role));
-	cJSON_AddItemToObject(e, "path", cJSON_CreateString(path));
+	e = pr_json_object();
+	pr_json_set_string(e, "node", id);
+	pr_json_set_string(e, "role", role);
+	pr_json_set_string(e, "path", path);
 	cJSON_AddItemToArray(C->out->collect, e);
 	explain(C, "collect node %s (%s) -> %s", id, role, path);
 	rc = 0;
@@ -839,11 +833,11 @@ do_derive(struct ctx *C)
 	if (check_out_path(C, "derive.path", path) < 0 ||
 	    check_out_path(C, "derive.from", from) < 0)
 		goto out;
-	e = cJSON_CreateObject();
-	cJSON_AddItemToObject(e, "from", cJSON_CreateString(from));
-	cJSON_AddItemToObject(e, "frame", pr_json_int(k));
-	cJSON_AddItemToObject(e, "path", cJSON_CreateString(path));
-	cJSON_AddItemToObject(e, "role", cJSON_CreateString(role));
+	e = pr_json_object();
+	pr_json_set_string(e, "from", from);
+	pr_json_set_int(e, "frame", k);
+	pr_json_set_string(e, "path", path);
+	pr_json_set_string(e, "role", role);
 	cJSON_AddItemToArray(C->out->derive, e);
 	explain(C, "derive frame %lld of %s -> %s (%s)", (long long)k, from, path, role);
 	rc = 0;
@@ -1020,12 +1014,10 @@ pr_rules_apply(const struct pr_rules *R, const cJSON *workflow, const cJSON *job
 	int rc = 0;
 
 	memset(out, 0, sizeof *out);
-	out->workflow = cJSON_Duplicate(workflow, 1);
-	out->stage = cJSON_CreateArray();
-	out->collect = cJSON_CreateArray();
-	out->derive = cJSON_CreateArray();
-	if (!out->workflow || !out->stage || !out->collect || !out->derive)
-		pr_die(PR_EXIT_INFRA, "out of memory");
+	out->workflow = pr_json_copy(workflow);
+	out->stage = pr_json_array();
+	out->collect = pr_json_array();
+	out->derive = pr_json_array();
 	C.R = R;
 	C.job = job;
 	C.vars = pr_json_get(job, "vars");
@@ -1033,7 +1025,7 @@ pr_rules_apply(const struct pr_rules *R, const cJSON *workflow, const cJSON *job
 	if (!C.job_id)
 		C.job_id = "(no id)";
 	C.wf = out->workflow;
-	C.deleted = cJSON_CreateObject();
+	C.deleted = pr_json_object();
 	C.out = out;
 	C.explain = explain_to;
 	C.err = err;
