@@ -257,6 +257,20 @@ add_dep(cJSON *deps, const char *video, const char *kind, int64_t n)
 	cJSON_AddItemToArray(deps, pr_json_string(id));
 }
 
+/* A job record's first fields: id, video, kind, n. The id goes to id. */
+static cJSON *
+new_job(const struct video *v, const char *kind, int64_t n, char *id, size_t idlen)
+{
+	cJSON *job = pr_json_object();
+
+	job_id(id, idlen, v->name, strcmp(kind, "render") == 0 ? "job" : "combine", n);
+	pr_json_set_string(job, "id", id);
+	pr_json_set_string(job, "video", v->name);
+	pr_json_set_string(job, "kind", kind);
+	pr_json_set_int(job, "n", n);
+	return job;
+}
+
 /* The vars every job of a video starts with: video, id, n, n3. */
 static cJSON *
 new_vars(const struct video *v, const char *id, int64_t n)
@@ -295,12 +309,7 @@ render_job(const struct opts *o, const struct video *v, size_t k, enum pass pass
 	cJSON *job, *deps, *keep, *vars;
 	const char *s;
 
-	job_id(id, sizeof id, v->name, "job", n);
-	job = pr_json_object();
-	pr_json_set_string(job, "id", id);
-	pr_json_set_string(job, "video", v->name);
-	pr_json_set_string(job, "kind", "render");
-	pr_json_set_int(job, "n", n);
+	job = new_job(v, "render", n, id, sizeof id);
 	pr_json_set_string(job, "pass", pass_names[pass]);
 	pr_json_set_int(job, "chunk", (int64_t)k);
 	pr_json_set_int(job, "start", c->start);
@@ -375,12 +384,7 @@ combine_job(const struct opts *o, const struct video *v, size_t k)
 	char id[256], path[512];
 	cJSON *job, *deps, *vars;
 
-	job_id(id, sizeof id, v->name, "combine", n);
-	job = pr_json_object();
-	pr_json_set_string(job, "id", id);
-	pr_json_set_string(job, "video", v->name);
-	pr_json_set_string(job, "kind", "combine");
-	pr_json_set_int(job, "n", n);
+	job = new_job(v, "combine", n, id, sizeof id);
 	pr_json_set_string(job, "mode", combine_names[o->combine]);
 	deps = pr_json_array();
 	add_dep(deps, v->name, "job", low);
