@@ -2,6 +2,7 @@
 #ifndef PR_ERR_H
 #define PR_ERR_H
 
+#include <stddef.h>
 #include <stdnoreturn.h>
 
 enum pr_exit {
