@@ -71,7 +71,7 @@ $(B)/fake-comfyui: $(FAKE_COMFYUI_OBJ) $(O)/libpr.a
 $(B)/unit/%: $(O)/unit/%.o $(O)/libpr.a
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(O)/libpr.a $(LDLIBS)
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(O)/libpr.a $(LWS_LIBS) $(LDLIBS)
 
 $(O)/unit/%.o: tests/unit/%.c
 	@mkdir -p $(@D)

@@ -4,7 +4,7 @@
 
 load helper
 
-TOOLS=(pr-parse pr-plan pr-patch)
+TOOLS=(pr-parse pr-plan pr-patch fake-comfyui fake-frameid)
 
 # Builds the whole project into this test's temp dir with CC=$1 and
 # prints everything make and the compiler said.

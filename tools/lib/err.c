@@ -98,3 +98,22 @@ pr_xstrndup(const char *s, size_t n)
 	p[n] = '\0';
 	return p;
 }
+
+char *
+pr_xasprintf(const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+	char *s;
+
+	va_start(ap, fmt);
+	n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		pr_die(PR_EXIT_INFRA, "formatting failed");
+	s = pr_xmalloc((size_t)n + 1);
+	va_start(ap, fmt);
+	vsnprintf(s, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	return s;
+}

@@ -29,5 +29,7 @@ void *pr_xcalloc(size_t n, size_t size);
 void *pr_xrealloc(void *p, size_t n);
 char *pr_xstrdup(const char *s);
 char *pr_xstrndup(const char *s, size_t n);
+/* A new string made by printf. */
+char *pr_xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 #endif

@@ -22,7 +22,8 @@
 #define PR_FRAMEID_MIN_W 16
 #define PR_FRAMEID_MIN_H 12
 
-/* Draws code (<= PR_FRAMEID_MAX) into a w x h 8-bit gray picture. */
+/* Draws code (<= PR_FRAMEID_MAX) into a w x h 8-bit gray picture; any
+ * larger value (PR_FRAMEID_NONE) draws a plain picture with no code. */
 void pr_frameid_draw(uint8_t *gray, int w, int h, uint32_t code);
 
 /* The number a w x h gray picture carries, or PR_FRAMEID_NONE when its

@@ -748,6 +748,18 @@ pr_json_string(const char *s)
 }
 
 cJSON *
+pr_json_bool(bool b)
+{
+	return checked(cJSON_CreateBool(b));
+}
+
+cJSON *
+pr_json_null(void)
+{
+	return checked(cJSON_CreateNull());
+}
+
+cJSON *
 pr_json_copy(const cJSON *v)
 {
 	return checked(cJSON_Duplicate(v, 1));
@@ -792,4 +804,15 @@ pr_json_type_name(const cJSON *v)
 	case cJSON_Object: return "object";
 	}
 	return "invalid value";
+}
+
+bool
+pr_json_has_string(const cJSON *list, const char *s)
+{
+	const cJSON *c;
+
+	for (c = cJSON_IsArray(list) ? list->child : NULL; c; c = c->next)
+		if (cJSON_IsString(c) && strcmp(c->valuestring, s) == 0)
+			return true;
+	return false;
 }

@@ -81,12 +81,17 @@ bool pr_json_number_valid(const char *s, size_t len);
 cJSON *pr_json_object(void);
 cJSON *pr_json_array(void);
 cJSON *pr_json_string(const char *s);
+cJSON *pr_json_bool(bool b);
+cJSON *pr_json_null(void);
 cJSON *pr_json_copy(const cJSON *v);
 void pr_json_set_string(cJSON *obj, const char *key, const char *s);
 void pr_json_set_int(cJSON *obj, const char *key, int64_t v);
 
 /* Replaces (or adds) obj[key] with v, keeping the member's position. */
 void pr_json_set(cJSON *obj, const char *key, cJSON *v);
+
+/* Whether list (an array) holds the string s. */
+bool pr_json_has_string(const cJSON *list, const char *s);
 
 /* Short name of v's type for messages: "string", "number", ... */
 const char *pr_json_type_name(const cJSON *v);

@@ -1,7 +1,7 @@
 # Makes the project's node facts (tools/lib/nodes.json) from node schemas
 # in /object_info shape annotated as in ../shared/reference/node-schemas/.
-# Run through tools/lib/mknodes, which also undoes jq 1.6's rounding of
-# the few integers above 2^53 in those schemas.
+# Run through tools/lib/mknodes, which keeps every number literal exact
+# (jq 1.6 would round big integers and turn 8.0 into 8).
 #
 # ($only = null keeps every class.) Each class keeps what a server sends in
 # /object_info, plus three keys of ours that a server never sends:

@@ -73,3 +73,26 @@ pr_utf8_encode(unsigned long cp, char out[4])
 	out[3] = (char)(0x80 | (cp & 0x3f));
 	return 4;
 }
+
+uint32_t
+pr_utf8_next(const char **p)
+{
+	const unsigned char *s = (const unsigned char *)*p;
+	uint32_t c = s[0];
+	int n = 0, i;
+
+	if (c >= 0xf0) {
+		c &= 0x07;
+		n = 3;
+	} else if (c >= 0xe0) {
+		c &= 0x0f;
+		n = 2;
+	} else if (c >= 0xc0) {
+		c &= 0x1f;
+		n = 1;
+	}
+	for (i = 1; i <= n && s[i]; i++)
+		c = (c << 6) | (s[i] & 0x3f);
+	*p += 1 + (i - 1);
+	return c;
+}

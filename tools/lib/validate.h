@@ -48,9 +48,10 @@ struct pr_validation {
  * missing from it means no such rules). partial_targets is the request's
  * partial_execution_targets (NULL when absent).
  *
- * What ComfyUI answers with HTTP 500 (a prompt that is not an object, a
- * node that is not an object) is reported as error type "server_error"
- * for the caller to turn into a 500.
+ * What makes ComfyUI itself crash with HTTP 500 (a prompt that is neither
+ * an object nor empty, a node that is neither an object nor a string or
+ * list) is reported as error type "server_error" for the caller to turn
+ * into a 500; a bad "inputs" is a 400 as in Python.
  *
  * Where Python iterates a set (the outputs, a node's inputs) the order of
  * errors is unspecified; this uses prompt order and the order of the
@@ -61,10 +62,5 @@ void pr_validate_prompt(const cJSON *prompt, const cJSON *partial_targets,
     const struct pr_validate_files *files, struct pr_validation *out);
 
 void pr_validation_free(struct pr_validation *v);
-
-/* Python's repr() of a float, as ComfyUI's messages print numbers:
- * "1.0", "0.85", "1e+20". Appends to b. */
-struct pr_buf;
-void pr_python_float(struct pr_buf *b, double v);
 
 #endif

@@ -22,7 +22,8 @@ struct pr_video_info {
 
 /*
  * Writes n frames, frame k drawn with pr_frameid_draw(codes[k]), as an
- * MP4 at path with the settings VideoHelperSuite's "video/h264-mp4" uses:
+ * MP4 at path (a code of PR_FRAMEID_NONE draws a frame with no code)
+ * with the settings VideoHelperSuite's "video/h264-mp4" uses:
  * libx264 (default preset, so with B-frames), yuv420p, -crf crf, bt709
  * tagging. fps is a rate as ffmpeg reads it ("30", "30000/1001"). w and h
  * must be even. Written to a temporary file and renamed, so a reader
