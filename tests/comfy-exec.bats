@@ -222,3 +222,18 @@ runs() {
 	[ "$(jq .frames c2.json)" = 298 ]
 	[ "$(jq -c '[.codes[192,193,194,297]]' c2.json)" = "[96,97,$((8388608 + 97)),149]" ]
 }
+
+@test "a misspelled model costs nothing: value_not_in_list naming the input, nothing queued" {
+	start_comfy
+	models
+	plan 50 --high-model Wan2.2_T2V_Hihg_Noise_14B_VACE-Q8_0.gguf
+	high=$(head -1 jobs.jsonl)
+	stage_job "$high"
+	run post /prompt "$(jq -c '{prompt: .workflow, client_id: "c"}' <<< "$high")"
+	[ "$(last_status)" = 400 ]
+	jq -e '.error.type == "prompt_outputs_failed_validation"
+	       and .node_errors["4"].errors[0].type == "value_not_in_list"
+	       and .node_errors["4"].errors[0].extra_info.input_name == "model"
+	       and (.node_errors["4"].errors[0].details | startswith("model: '"'"'Wan2.2_T2V_Hihg_Noise_14B_VACE-Q8_0.gguf'"'"' not in"))' <<< "$output"
+	[ "$(curl -s "$COMFY/fake/state" | jq '.runs | length')" = 0 ]
+}

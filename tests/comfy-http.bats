@@ -246,3 +246,36 @@ Server got itself in trouble' ]
 	start_comfy
 	[ ! -e comfy/temp/old ] && [ -f comfy/output/keep.png ]
 }
+
+@test "--nodes: with all 77 reference classes, the original tool's broken workflows get the predicted errors" {
+	[ -f "$SHARED/node-schemas/object_info.json" ] || skip "no ../shared/reference/node-schemas beside the repository"
+	need_fixtures
+	ONLY=all "$REPO/tools/lib/mknodes" "$SHARED/node-schemas/object_info.json" > facts.json
+	start_comfy --nodes facts.json
+	[ "$(curl -s "$COMFY/object_info" | jq length)" = 77 ]
+	# session 112003's first HIGH job: the patcher deleted node 341, which
+	# 340 and 343 still link to (README §D)
+	run post /prompt "$(jq -c '{prompt: .workflow}' "$FIXTURES/dry-run/session_20250811_112003/workflows/workflow_001_high_noise_render.json")"
+	jq -e '.node_errors["340"].errors[0].type == "exception_during_validation"
+	       and .node_errors["340"].errors[0].extra_info.exception_type == "KeyError"
+	       and .node_errors["340"].errors[0].details == "'"'"'341'"'"'"' <<< "$output"
+	# the numeric link [33, 0] of a combine job
+	run post /prompt "$(jq -c '{prompt: .workflow}' "$FIXTURES/dry-run/session_20250811_112003/workflows/workflow_011_combine.json")"
+	jq -e '[.node_errors[].errors[] | select(.type == "exception_during_validation") | .details] | index("33") != null' <<< "$output"
+}
+
+@test "POST /free with free_memory: the next identical prompt runs again" {
+	start_comfy
+	p='{"prompt": {"1": {"class_type": "EmptyImage", "inputs": {"width": 8, "height": 8, "batch_size": 1, "color": 0}}, "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "free/x"}}}}'
+	post /prompt "$(jq -c '.prompt_id = "f1"' <<< "$p")" > /dev/null
+	wait_for '[ "$(curl -s "$COMFY/history/f1" | jq -r .f1.status.status_str)" = success ]'
+	post /prompt "$(jq -c '.prompt_id = "f2"' <<< "$p")" > /dev/null
+	wait_for '[ "$(curl -s "$COMFY/history/f2" | jq -r .f2.status.status_str)" = success ]'
+	[ "$(curl -s "$COMFY/history/f2" | jq -c '.f2.status.messages[1][1].nodes')" = '["1","2"]' ]
+	post /free '{"free_memory": true, "unload_models": true}' > /dev/null
+	[ "$(last_status)" = 200 ]
+	post /prompt "$(jq -c '.prompt_id = "f3"' <<< "$p")" > /dev/null
+	wait_for '[ "$(curl -s "$COMFY/history/f3" | jq -r .f3.status.status_str)" = success ]'
+	[ "$(curl -s "$COMFY/history/f3" | jq -c '.f3.status.messages[1][1].nodes')" = '[]' ]
+	[ -f "$COMFY_ROOT/output/free/x_00002_.png" ]
+}
