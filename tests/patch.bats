@@ -5,24 +5,6 @@ load helper
 
 SCHEMAS=$SHARED/node-schemas/object_info.json
 
-# Render job record. Args: VIDEO N PASS CHUNK [JSON object of extra vars].
-render_job() {
-	jq -nc --arg v "$1" --argjson n "$2" --arg pass "$3" --argjson chunk "$4" \
-	    --argjson extra "${5:-{\}}" '
-	  def pad3: tostring | ("00" + .)[-3:];
-	  ($n | pad3) as $n3
-	  | (if $pass == "high" then $n3 else ($n - 1 | pad3) end) as $hi
-	  | {id: "\($v)/job_\($n3)", video: $v, kind: "render", n: $n, pass: $pass,
-	     chunk: $chunk, start: ($chunk * 97), frames: 97, model: "\($pass).gguf", deps: [],
-	     vars: ({video: $v, id: "\($v)/job_\($n3)", n: $n, n3: $n3, pass: $pass,
-	             chunk: $chunk, start: ($chunk * 97), frames: 97, model: "\($pass).gguf",
-	             lora: "\($pass).safetensors", positive: "pos", negative: "neg",
-	             input_video: "src.mp4", latent: "latents/\($v)/job_\($hi).latent"}
-	            + (if $pass == "low" then {segment: "videos/\($v)/job_\($n3).mp4",
-	                                       keep_from: 0, keep_to: 97} else {} end)
-	            + $extra)}'
-}
-
 # Combine job record. Args: VIDEO N [JSON object of extra vars].
 combine_job() {
 	jq -nc --arg v "$1" --argjson n "$2" --argjson extra "${3:-{\}}" '

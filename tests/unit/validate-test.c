@@ -177,15 +177,11 @@ main(int argc, char **argv)
 		goto out;
 	}
 	if (!body_has(body, "prompt")) {
-		cJSON *err = pr_json_object();
-
+		pr_validation_no_prompt(&v);
 		resp = pr_json_object();
-		pr_json_set_string(err, "type", "no_prompt");
-		pr_json_set_string(err, "message", "No prompt provided");
-		pr_json_set_string(err, "details", "No prompt provided");
-		pr_json_set(err, "extra_info", pr_json_object());
-		pr_json_set(resp, "error", err);
-		pr_json_set(resp, "node_errors", pr_json_object());
+		pr_json_set(resp, "error", v.error);
+		pr_json_set(resp, "node_errors", v.node_errors);
+		v.error = v.node_errors = NULL;
 		respond(400, resp);
 		cJSON_Delete(resp);
 		goto out;

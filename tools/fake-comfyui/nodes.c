@@ -277,9 +277,13 @@ save_path(struct node_ctx *N, const char *prefix, const char *base_folder, struc
 	return rc;
 }
 
-/* ComfyUI's counter: 1 + the highest <name>_<digits>_ in the folder. */
+/*
+ * The next file number in folder: 1 + the highest existing one. ComfyUI
+ * counts <name>_<digits>_ (any extension); VideoHelperSuite, with its own
+ * regex, <name>_<digits><anything>.<ext>, ignoring case.
+ */
 static long
-comfy_counter(const char *folder, const char *name)
+next_counter(const char *folder, const char *name, bool vhs)
 {
 	size_t len = strlen(name);
 	struct dirent *de;
@@ -290,33 +294,12 @@ comfy_counter(const char *folder, const char *name)
 	if (!(d = opendir(folder)))
 		return 1;
 	while ((de = readdir(d))) {
-		if (strncmp(de->d_name, name, len) != 0 || de->d_name[len] != '_')
+		if ((vhs ? strncasecmp(de->d_name, name, len) : strncmp(de->d_name, name, len)) != 0 ||
+		    de->d_name[len] != '_')
 			continue;
 		n = strtol(de->d_name + len + 1, &end, 10);
-		if (end != de->d_name + len + 1 && *end == '_' && n > best)
-			best = n;
-	}
-	closedir(d);
-	return best + 1;
-}
-
-/* VideoHelperSuite's own: 1 + the highest <name>_<digits><non-digits>.ext. */
-static long
-vhs_counter(const char *folder, const char *name)
-{
-	size_t len = strlen(name);
-	struct dirent *de;
-	long best = 0, n;
-	char *end;
-	DIR *d;
-
-	if (!(d = opendir(folder)))
-		return 1;
-	while ((de = readdir(d))) {
-		if (strncasecmp(de->d_name, name, len) != 0 || de->d_name[len] != '_')
-			continue;
-		n = strtol(de->d_name + len + 1, &end, 10);
-		if (end != de->d_name + len + 1 && strchr(end, '.') && n > best)
+		if (end != de->d_name + len + 1 && (vhs ? strchr(end, '.') != NULL : *end == '_') &&
+		    n > best)
 			best = n;
 	}
 	closedir(d);
@@ -667,7 +650,7 @@ write_pngs(struct node_ctx *N, const struct value *img, const char *prefix,
 		cJSON_Delete(list);
 		return -1;
 	}
-	counter = comfy_counter(p.folder, p.name);
+	counter = next_counter(p.folder, p.name, false);
 	physical_size(img->w, img->h, &pw, &ph);
 	for (k = 0; k < img->n; k++, counter++) {
 		snprintf(name, sizeof name, "%s_%05ld_.png", p.name, counter);
@@ -724,7 +707,7 @@ n_save_latent(struct node_ctx *N)
 		save_path_free(&p);
 		return -1;
 	}
-	snprintf(name, sizeof name, "%s_%05ld_.latent", p.name, comfy_counter(p.folder, p.name));
+	snprintf(name, sizeof name, "%s_%05ld_.latent", p.name, next_counter(p.folder, p.name, false));
 	abs = rel_path(p.folder, name);
 	rc = write_latent(N, abs, lat, node_prompt(N));
 	if (rc == 0) {
@@ -825,7 +808,7 @@ n_video_combine(struct node_ctx *N)
 	memcpy(codes, img->codes, img->n * sizeof *codes);
 	for (k = img->n; k < n; k++)
 		codes[k] = img->codes[2 * img->n - 2 - k];
-	counter = vhs_counter(p.folder, p.name);
+	counter = next_counter(p.folder, p.name, true);
 	snprintf(name, sizeof name, "%s_%05ld.mp4", p.name, counter);
 	snprintf(png, sizeof png, "%s_%05ld.png", p.name, counter);
 	abs = rel_path(p.folder, name);

@@ -168,14 +168,11 @@ post_prompt(const struct request *q, struct response *r)
 	pthread_mutex_unlock(&S.lock);
 
 	if (!pr_json_get(json, "prompt")) {
+		pr_validation_no_prompt(&val);
 		res = pr_json_object();
-		v = pr_json_object();
-		pr_json_set_string(v, "type", "no_prompt");
-		pr_json_set_string(v, "message", "No prompt provided");
-		pr_json_set_string(v, "details", "No prompt provided");
-		pr_json_set(v, "extra_info", pr_json_object());
-		pr_json_set(res, "error", v);
-		pr_json_set(res, "node_errors", pr_json_object());
+		pr_json_set(res, "error", val.error);
+		pr_json_set(res, "node_errors", val.node_errors);
+		val.error = val.node_errors = NULL;
 		respond_json(r, 400, res);
 		cJSON_Delete(res);
 		goto out;

@@ -1495,6 +1495,14 @@ set_error(struct pr_validation *out, const char *type, const char *message, cons
 	out->error = e;
 }
 
+void
+pr_validation_no_prompt(struct pr_validation *out)
+{
+	memset(out, 0, sizeof *out);
+	set_error(out, "no_prompt", "No prompt provided", "No prompt provided");
+	out->node_errors = pr_json_object();
+}
+
 /* What makes aiohttp answer 500: an exception outside the per-output
  * try blocks. details names the Python exception, for the log. */
 static void

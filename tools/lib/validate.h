@@ -61,6 +61,10 @@ void pr_validate_prompt(const cJSON *prompt, const cJSON *partial_targets,
     const cJSON *object_info, const cJSON *facts,
     const struct pr_validate_files *files, struct pr_validation *out);
 
+/* The outcome for a request without "prompt": error no_prompt, no node
+ * errors (ComfyUI checks this before validating anything). */
+void pr_validation_no_prompt(struct pr_validation *out);
+
 void pr_validation_free(struct pr_validation *v);
 
 #endif
