@@ -15,10 +15,11 @@ CC      ?= cc
 CFLAGS  ?= -O2 -g
 WARN     = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
            -Wmissing-prototypes -Wformat=2 -Wvla
-PKGS     = libcjson libwebsockets
+PKGS     = libcjson libwebsockets libcurl libcrypto
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   := $(shell pkg-config --libs libcjson 2>/dev/null || echo -lcjson)
-LWS_LIBS   := $(shell pkg-config --libs libwebsockets 2>/dev/null || echo -lwebsockets)
+# Every program links the same set; --as-needed keeps what each uses.
+PKG_LIBS   := -Wl,--as-needed $(shell pkg-config --libs $(PKGS) 2>/dev/null || \
+              echo -lcjson -lwebsockets -lcurl -lcrypto) -lpthread
 ALL_CFLAGS = -std=c17 $(WARN) $(CFLAGS) $(PKG_CFLAGS) -Itools/lib \
              -D_POSIX_C_SOURCE=200809L -DPR_VERSION='"$(VERSION)"' -MMD -MP
 LDLIBS  += $(PKG_LIBS) -lm
@@ -37,11 +38,11 @@ B ?= bin
 LIB_SRC := $(wildcard tools/lib/*.c)
 # The node facts are compiled into the library (see tools/lib/nodes.h).
 LIB_OBJ := $(LIB_SRC:tools/lib/%.c=$(O)/lib/%.o) $(O)/lib/nodes_json.o
-# One file per tool, except the ComfyUI stand-in, which has a folder.
-FAKE_COMFYUI_SRC := $(wildcard tools/fake-comfyui/*.c)
-FAKE_COMFYUI_OBJ := $(FAKE_COMFYUI_SRC:tools/%.c=$(O)/%.o)
-TOOLS   := $(patsubst tools/%.c,%,$(wildcard tools/pr-*.c tools/fake-*.c)) \
-           $(if $(FAKE_COMFYUI_SRC),fake-comfyui)
+# A tool is one file, tools/NAME.c, or a folder, tools/NAME/*.c.
+FILE_TOOLS := $(patsubst tools/%.c,%,$(wildcard tools/pr-*.c tools/fake-*.c))
+DIR_TOOLS  := $(patsubst tools/%/,%,$(dir $(wildcard tools/pr-*/*.c tools/fake-*/*.c)))
+DIR_TOOLS  := $(sort $(DIR_TOOLS))
+TOOLS   := $(FILE_TOOLS) $(DIR_TOOLS)
 BINS    := $(TOOLS:%=$(B)/%)
 # Test programs for library functions: tests/unit/*.c -> $(B)/unit/.
 UNITS   := $(patsubst tests/unit/%.c,$(B)/unit/%,$(wildcard tests/unit/*.c))
@@ -63,15 +64,19 @@ $(B)/%: $(O)/%.o $(O)/libpr.a
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(O)/libpr.a $(LDLIBS)
 
-$(B)/fake-comfyui: $(FAKE_COMFYUI_OBJ) $(O)/libpr.a
-	@mkdir -p $(@D)
-	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(FAKE_COMFYUI_OBJ) $(O)/libpr.a $(LWS_LIBS) -lpthread $(LDLIBS)
+# A folder tool: all its objects.
+define dir_tool
+$$(B)/$(1): $$(patsubst tools/%.c,$$(O)/%.o,$$(wildcard tools/$(1)/*.c)) $$(O)/libpr.a
+	@mkdir -p $$(@D)
+	@$$(if $$(Q),echo "  LD      $$@")
+	$$(Q)$$(CC) $$(CFLAGS) $$(LDFLAGS) -o $$@ $$(patsubst tools/%.c,$$(O)/%.o,$$(wildcard tools/$(1)/*.c)) $$(O)/libpr.a $$(LDLIBS)
+endef
+$(foreach t,$(DIR_TOOLS),$(eval $(call dir_tool,$(t))))
 
 $(B)/unit/%: $(O)/unit/%.o $(O)/libpr.a
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(O)/libpr.a $(LWS_LIBS) $(LDLIBS)
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(O)/libpr.a $(LDLIBS)
 
 $(O)/unit/%.o: tests/unit/%.c
 	@mkdir -p $(@D)
@@ -162,5 +167,6 @@ $(STATE)/%/jobs.jsonl: $(STATE)/%/plan.jsonl $(PR_TOOLS)/pr-patch $(wildcard $(W
 
 .PRECIOUS: $(STATE)/%/prompt.jsonl $(STATE)/%/plan.jsonl
 
--include $(LIB_OBJ:.o=.d) $(TOOLS:%=$(O)/%.d) $(FAKE_COMFYUI_OBJ:.o=.d) \
+-include $(LIB_OBJ:.o=.d) $(FILE_TOOLS:%=$(O)/%.d) \
+         $(patsubst tools/%.c,$(O)/%.d,$(wildcard $(DIR_TOOLS:%=tools/%/*.c))) \
          $(UNITS:$(B)/unit/%=$(O)/unit/%.d)

@@ -1,0 +1,74 @@
+/*
+ * An HTTP client for one server (libcurl), for pr-submit and the tools
+ * after it. One handle per server keeps its connection alive between
+ * calls. Nothing here retries: the caller decides, knowing what a repeat
+ * costs. Bodies are bounded; downloads stream to disk, so memory stays
+ * flat whatever the size.
+ */
+#ifndef PR_HTTPC_H
+#define PR_HTTPC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "json.h"
+
+struct pr_http;
+
+/* Start it zeroed (= {0}); each call overwrites it; free it with
+ * pr_http_response_free. status keeps what arrived even after -1. */
+struct pr_http_response {
+	long status;            /* HTTP status; 0 when none arrived */
+	struct pr_buf body;     /* the body (not for downloads) */
+	char err[256];          /* after -1: what went wrong, one line */
+};
+
+/* base: "http://127.0.0.1:8188" or "https://host:port/prefix", no
+ * trailing slash needed. NULL if it is not an http(s) URL. */
+struct pr_http *pr_http_new(const char *base);
+void pr_http_free(struct pr_http *h);
+const char *pr_http_base(const struct pr_http *h);
+
+/* The outcome of a call: 0 when a response arrived (any status: look at
+ * r->status), -1 on a transport failure (refused, reset, timed out, body
+ * over max) with r->err set. Connection errors never reach the caller as
+ * statuses. A POST always goes on a fresh connection and is never sent
+ * twice (libcurl would silently resend one whose kept-alive connection
+ * died: a prompt queued twice runs twice); a GET may be resent once. */
+int pr_http_get(struct pr_http *h, const char *path, size_t max,
+    struct pr_http_response *r);
+int pr_http_post_json(struct pr_http *h, const char *path, const cJSON *body,
+    size_t max, struct pr_http_response *r);
+/* POST with an empty body (POST /interrupt without a prompt). */
+int pr_http_post_empty(struct pr_http *h, const char *path, size_t max,
+    struct pr_http_response *r);
+
+/* POST /upload/image as multipart/form-data: the file at local_path as
+ * part "image" named name, with "subfolder" and "overwrite" fields. Sends
+ * a Content-Length and no "Expect: 100-continue". A '"' or newline in
+ * name goes out percent-encoded and ';' cuts it short on aiohttp: use the
+ * name the server answers. */
+int pr_http_upload(struct pr_http *h, const char *local_path, const char *name,
+    const char *subfolder, bool overwrite, struct pr_http_response *r);
+
+/* GET path streamed to a temporary file beside dest, fsynced and renamed
+ * to dest only when the whole body (status 200, as long as Content-Length
+ * said) arrived. -1 on transport failure or a short body; 0 with
+ * r->status != 200 when the server said no (nothing written). *size gets
+ * the bytes written. */
+int pr_http_download(struct pr_http *h, const char *path, const char *dest,
+    int64_t *size, struct pr_http_response *r);
+
+/* Percent-escaped for a query value. The caller frees it. */
+char *pr_http_escape(const char *s);
+
+void pr_http_response_free(struct pr_http_response *r);
+
+/* Timeouts (seconds): connecting, and a call that makes no progress
+ * (no byte moved) for that long. Defaults 10 and 60; values <= 0 are
+ * ignored (libcurl would read 0 as "no limit"). */
+void pr_http_set_timeouts(struct pr_http *h, long connect, long stall);
+
+#endif
