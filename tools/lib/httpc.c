@@ -428,6 +428,21 @@ pr_http_get(struct pr_http *h, const char *path, size_t max,
 	return rc;
 }
 
+/* HEAD: whether a file is there without fetching it. */
+int
+pr_http_head(struct pr_http *h, const char *path, struct pr_http_response *r)
+{
+	char *url;
+	int rc;
+
+	begin(r);
+	setup(h, path, &url);
+	curl_easy_setopt(h->curl, CURLOPT_NOBODY, 1L);
+	rc = perform_collect(h, "HEAD", url, 0, r);
+	free(url);
+	return rc;
+}
+
 /*
  * libcurl silently sends a request again, on a new connection, when a
  * kept-alive connection it reused dies before any answer byte (measured:

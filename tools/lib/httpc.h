@@ -41,6 +41,9 @@ int pr_http_get(struct pr_http *h, const char *path, size_t max,
     struct pr_http_response *r);
 int pr_http_post_json(struct pr_http *h, const char *path, const cJSON *body,
     size_t max, struct pr_http_response *r);
+/* HEAD path: r->status says whether it is there; no body. */
+int pr_http_head(struct pr_http *h, const char *path,
+    struct pr_http_response *r);
 /* POST with an empty body (POST /interrupt without a prompt). */
 int pr_http_post_empty(struct pr_http *h, const char *path, size_t max,
     struct pr_http_response *r);
