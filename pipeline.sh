@@ -3,20 +3,26 @@
 # every intermediate file under the state folder, so any stage can be
 # inspected, edited and rerun by hand.
 #
-# Today it runs the offline stages (parse, plan, patch); rendering on a
-# ComfyUI server comes with pr-submit.
+# Today it runs parse, plan, patch and then renders with pr-submit;
+# combining, uploading and shutting the pod down come next.
 set -eu
 
 usage() {
 	cat <<'EOF'
-usage: pipeline.sh --dry-run [options] [PROMPT_FILE_OR_DIR ...]
+usage: pipeline.sh [--dry-run] [options] [PROMPT_FILE_OR_DIR ...]
 
 Parses every prompt file (default: prompt_files/), plans its chunks and
 patches every job's workflow into STATE/<video>/ (prompt.jsonl, plan.jsonl,
-jobs.jsonl, workflows/<job>.json), then prints a summary. Nothing is sent to
-any server.
+jobs.jsonl, workflows/<job>.json) and prints a summary. Then, unless
+--dry-run, renders all of them with pr-submit into OUT/, results in
+STATE/results.jsonl. Run it again after any failure: what finished is not
+rendered again.
 
-  --dry-run          plan and patch only (required for now)
+  --dry-run          plan and patch only: nothing is sent to any server
+  --server URL       ComfyUI server (repeatable; default http://127.0.0.1:8188)
+  --job-timeout S    } passed to pr-submit(1)
+  --wait-server S    }
+  --out DIR          rendered files (default: out)
   --state DIR        state folder (default: state)
   --workflows DIR    workflows and rules (default: the workflows/ folder
                      beside this script)
@@ -27,8 +33,8 @@ any server.
   --seed N|random    sampler seed                       }
   -h, --help         this text
 
-Exit status: 0 all videos planned, 1 some failed (the others are done),
-2 usage error.
+Exit status: 0 all videos planned (and rendered), 1 some failed (the
+others are done), 2 usage error or a preflight problem, 3 no server.
 EOF
 }
 
@@ -44,12 +50,14 @@ if [ -n "${PR_BIN:-}" ]; then
 elif [ -x "$here/bin/pr-parse" ]; then
 	PATH=$here/bin:$PATH
 fi
-for tool in pr-parse pr-plan pr-patch jq; do
+for tool in pr-parse pr-plan pr-patch pr-submit jq; do
 	command -v "$tool" >/dev/null || die "$tool not found (run make, or ./setup for jq)"
 done
 
 dry_run=0
 state=state
+out=out
+submit_args=()
 workflows=$here/workflows
 plan_args=()
 inputs=()
@@ -58,6 +66,10 @@ while [ $# -gt 0 ]; do
 	--dry-run) dry_run=1 ;;
 	--state) [ $# -ge 2 ] || die "--state needs a directory"; state=$2; shift ;;
 	--workflows) [ $# -ge 2 ] || die "--workflows needs a directory"; workflows=$2; shift ;;
+	--out) [ $# -ge 2 ] || die "--out needs a directory"; out=$2; shift ;;
+	--server|--job-timeout|--wait-server)
+		[ $# -ge 2 ] || die "$1 needs a value"
+		submit_args+=("$1" "$2"); shift ;;
 	--chunk|--overlap|--combine|--seed)
 		[ $# -ge 2 ] || die "$1 needs a value"
 		plan_args+=("$1" "$2"); shift ;;
@@ -70,12 +82,11 @@ while [ $# -gt 0 ]; do
 	shift
 done
 [ ${#inputs[@]} -gt 0 ] || inputs=(prompt_files)
-[ "$dry_run" -eq 1 ] ||
-	die "rendering on a ComfyUI server is not available yet (it comes with pr-submit); use --dry-run to plan and patch"
 
 mkdir -p "$state"
 prompts=$(mktemp "$state/.prompts.XXXXXX")
-trap 'rm -f "$prompts" "$state"/*/*.jsonl.tmp' EXIT
+jobs=$(mktemp "$state/.jobs.XXXXXX")
+trap 'rm -f "$prompts" "$jobs" "$state"/*/*.jsonl.tmp "$state"/results.jsonl.tmp' EXIT
 
 # Bad prompt files are reported by pr-parse; the good ones still go on.
 failed=0
@@ -125,11 +136,27 @@ while IFS= read -r record; do
 		failed=1
 		continue
 	fi
-	read -r frames chunks jobs < <(jq -rs '[.[0].vars.total_frames, (map(select(.pass == "high")) | length), length] | @tsv' "$dir/jobs.jsonl")
-	summary+=("$(row "$video" "$frames" "$chunks" "$jobs" "$dir/")")
+	read -r frames chunks njobs < <(jq -rs '[.[0].vars.total_frames, (map(select(.pass == "high")) | length), length] | @tsv' "$dir/jobs.jsonl")
+	summary+=("$(row "$video" "$frames" "$chunks" "$njobs" "$dir/")")
+	cat "$dir/jobs.jsonl" >> "$jobs"
 done < "$prompts"
 
 row video frames chunks jobs state
 for line in "${summary[@]}"; do printf '%s\n' "$line"; done
 
+[ "$dry_run" -eq 0 ] || exit "$failed"
+[ -s "$jobs" ] || exit "$failed"
+
+# All videos at once, so one video's failure does not hold up the others.
+# Its records are kept whenever it wrote any (also when some jobs failed).
+rc=0
+pr-submit --state "$state" --out "$out" "${submit_args[@]}" < "$jobs" > "$state/results.jsonl.tmp" || rc=$?
+[ ! -s "$state/results.jsonl.tmp" ] || mv "$state/results.jsonl.tmp" "$state/results.jsonl"
+case $rc in
+0) ;;
+1) failed=1 ;;
+*) exit "$rc" ;;
+esac
+jq -r '[.id, .status, (.error.message // "")] | @tsv' "$state/results.jsonl" |
+	awk -F '\t' '$2 != "success" { printf "%-24s %-8s %s\n", $1, $2, $3 }' >&2
 exit "$failed"

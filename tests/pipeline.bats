@@ -101,10 +101,14 @@ load helper
 	refute_output --partial '\n'
 }
 
-@test "without --dry-run it says rendering is not available yet" {
-	run "$REPO/pipeline.sh" prompt_files
-	assert_failure 2
-	assert_output --partial 'use --dry-run'
+@test "without --dry-run it renders: no server is exit 3 after the plan, nothing else" {
+	cp -r "$REPO/prompt_files" .
+	run --separate-stderr "$REPO/pipeline.sh" --server http://127.0.0.1:1 --wait-server 0 prompt_files
+	assert_failure 3
+	assert_output --partial 'dancer'
+	[[ "$stderr" == *"127.0.0.1:1"* ]]
+	[ -f state/dancer/jobs.jsonl ]
+	[ "$(jq -s 'map(select(.status == "success")) | length' state/results.jsonl)" -eq 0 ]
 	run "$REPO/pipeline.sh" --dry-run --bogus
 	assert_failure 2
 	run "$REPO/pipeline.sh" --help
