@@ -155,15 +155,6 @@ output_file(const cJSON *ui, const char *want_ext)
 	return first;
 }
 
-static void
-pause_for(double seconds)
-{
-	struct timespec ts = { (time_t)seconds, (long)((seconds - (time_t)seconds) * 1e9) };
-
-	while (nanosleep(&ts, &ts) < 0 && !stop_signal)
-		;
-}
-
 /* Streams one file from /view. 0; -1 with *transient when trying again
  * later may work. */
 static int

@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "submit.h"
 
@@ -115,6 +116,61 @@ jobs_read(struct run *R, FILE *fp, const char *name)
 	}
 }
 
+/*
+ * File hashes, remembered by path, size and modification time: the source
+ * video is staged by every job of its video and must not be read again
+ * for each.
+ */
+struct known_hash {
+	char *path;
+	off_t size;
+	struct timespec mtime;
+	char hex[PR_SHA256_HEX];
+};
+static struct known_hash *known;
+static size_t nknown;
+
+int
+file_sha256(const char *path, char hex[PR_SHA256_HEX], long long *size)
+{
+	struct stat sb;
+	size_t i;
+
+	if (stat(path, &sb) < 0)
+		return -1;
+	for (i = 0; i < nknown; i++)
+		if (strcmp(known[i].path, path) == 0)
+			break;
+	if (i < nknown && known[i].size == sb.st_size &&
+	    known[i].mtime.tv_sec == sb.st_mtim.tv_sec &&
+	    known[i].mtime.tv_nsec == sb.st_mtim.tv_nsec) {
+		memcpy(hex, known[i].hex, PR_SHA256_HEX);
+		if (size)
+			*size = (long long)sb.st_size;
+		return 0;
+	}
+	if (pr_sha256_file(path, hex, size) < 0)
+		return -1;
+	if (i == nknown) {
+		known = pr_xrealloc(known, (nknown + 1) * sizeof *known);
+		known[nknown++].path = pr_xstrdup(path);
+	}
+	known[i].size = sb.st_size;
+	known[i].mtime = sb.st_mtim;
+	memcpy(known[i].hex, hex, PR_SHA256_HEX);
+	return 0;
+}
+
+void
+file_hashes_free(void)
+{
+	for (size_t i = 0; i < nknown; i++)
+		free(known[i].path);
+	free(known);
+	known = NULL;
+	nknown = 0;
+}
+
 char *
 job_local_path(const struct run *R, const char *path)
 {
@@ -188,7 +244,7 @@ key_of(struct run *R, struct job *j, int *mark, size_t depth)
 			pr_buf_printf(&b, "job %s\n", p->key);
 		} else {
 			char *local = job_local_path(R, path), hex[PR_SHA256_HEX];
-			if (pr_sha256_file(local, hex, NULL) == 0)
+			if (file_sha256(local, hex, NULL) == 0)
 				pr_buf_printf(&b, "file %s\n", hex);
 			else
 				pr_buf_adds(&b, "missing\n");

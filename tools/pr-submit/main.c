@@ -286,6 +286,7 @@ main(int argc, char **argv)
 		free(R.jobs[i].deps);
 	}
 	free(R.jobs);
+	file_hashes_free();
 	pr_journal_close(R.journal);
 	if (R.events)
 		fclose(R.events);

@@ -21,6 +21,16 @@ now_seconds(void)
 	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
+void
+pause_for(double seconds)
+{
+	struct timespec ts = { (time_t)seconds, (long)((seconds - (time_t)seconds) * 1e9) };
+
+	/* A signal ends the pause: the loop then sees stop_signal. */
+	while (nanosleep(&ts, &ts) < 0 && !stop_signal)
+		;
+}
+
 static void
 clear_live(void)
 {

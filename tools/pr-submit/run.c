@@ -154,7 +154,7 @@ submit_job(struct run *R, struct job *j, struct server *s)
 		bool transient = false;
 		int rc = 0;
 
-		if (pr_sha256_file(local, hex, NULL) < 0) {
+		if (file_sha256(local, hex, NULL) < 0) {
 			snprintf(err, sizeof err, "%s: cannot read it", local);
 			rc = -1;
 		} else if (!pr_json_get_string(s->staged, as) ||
@@ -607,10 +607,12 @@ stop(struct run *R)
 				pr_json_set_string(ev, "why", "interrupted: --interrupt-on-exit");
 				journal_event(R, ev);
 			}
+			cJSON_Delete(j->error);
 			j->error = job_error(NULL, NULL, NULL, R->o.interrupt_on_exit ?
 			    "interrupted by signal; rerun to render it" :
 			    "still on the server when pr-submit stopped; rerun to collect");
 		} else if (j->state == JOB_WAITING) {
+			cJSON_Delete(j->error);
 			j->error = job_error(NULL, NULL, NULL, "not started: pr-submit was stopped");
 		}
 	}

@@ -54,15 +54,6 @@ server_get_json(struct server *s, const char *path, long *status, char *err,
 	return v;
 }
 
-static void
-pause_for(double seconds)
-{
-	struct timespec ts = { (time_t)seconds, (long)((seconds - (time_t)seconds) * 1e9) };
-
-	while (nanosleep(&ts, &ts) < 0 && !stop_signal)
-		;
-}
-
 int
 server_start(struct server *s, double wait, char *err, size_t errlen)
 {

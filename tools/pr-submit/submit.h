@@ -117,6 +117,9 @@ cJSON *job_error(const char *node_id, const char *node_type,
     __attribute__((format(printf, 4, 5)));
 cJSON *job_result(const struct run *R, const struct job *j);
 void journal_event(struct run *R, cJSON *ev);
+/* pr_sha256_file, remembered while the file's size and mtime stay. */
+int file_sha256(const char *path, char hex[PR_SHA256_HEX], long long *size);
+void file_hashes_free(void);
 
 /* server.c */
 void server_init(struct server *s, const char *url);
@@ -156,6 +159,7 @@ int verify_file(const char *path, const char *role, long min_frames,
 
 /* progress.c */
 double now_seconds(void);
+void pause_for(double seconds);
 void progress_event(struct run *R, struct job *j, const char *ev, cJSON *extra);
 void progress_tick(struct run *R, bool force);
 void progress_end(struct run *R);
