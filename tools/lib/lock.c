@@ -25,14 +25,15 @@ pr_lock_state(const char *dir, char *err, size_t errlen)
 		return -1;
 	}
 	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		int e = errno;
 		n = pread(fd, pid, sizeof pid - 1, 0);
 		pid[n > 0 ? n : 0] = '\0';
 		pid[strcspn(pid, "\n")] = '\0';
-		if (errno == EWOULDBLOCK)
-			snprintf(err, errlen, "%s: another run (pid %s) is using this state", path,
-			    *pid ? pid : "?");
+		if (e == EWOULDBLOCK)
+			snprintf(err, errlen, "%s: held by pid %s: another run is using this state",
+			    path, *pid ? pid : "?");
 		else
-			snprintf(err, errlen, "%s: %s", path, strerror(errno));
+			snprintf(err, errlen, "%s: %s", path, strerror(e));
 		close(fd);
 		free(path);
 		return -1;

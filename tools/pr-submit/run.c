@@ -393,6 +393,12 @@ poll_server(struct run *R, struct server *s)
 	cJSON_Delete(running);
 	cJSON_Delete(pending);
 	s->next_poll = now + (s->ws && pr_ws_state(s->ws) == PR_WS_UP ? 5 : 1);
+	/* A POST waiting for its retry must not wait for the routine check. */
+	for (size_t i = 0; i < R->njobs; i++) {
+		const struct job *j = &R->jobs[i];
+		if (j->state == JOB_QUEUED && j->srv == s && j->uncertain && j->retry_at < s->next_poll)
+			s->next_poll = j->retry_at > now ? j->retry_at : now + 0.1;
+	}
 }
 
 static void
