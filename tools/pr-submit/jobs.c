@@ -11,6 +11,9 @@
 
 #include "submit.h"
 
+static void bad(const char *name, size_t line, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4), __noreturn__));
+
 static void
 bad(const char *name, size_t line, const char *fmt, ...)
 {
