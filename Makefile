@@ -52,7 +52,7 @@ ASAN_O = build/asan/obj
 ASAN_B = build/asan/bin
 SAN    = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
-.PHONY: all check test asan check-asan install uninstall clean plan lint
+.PHONY: all check check-slow test asan check-asan install uninstall clean plan lint
 .SUFFIXES:
 # Keep object files: they are intermediates of the tool rule otherwise.
 .SECONDARY:
@@ -117,6 +117,12 @@ asan:
 # the sanitizer build; ends with "N passed, N failed, N skipped".
 check: all asan
 	@tests/run --bin $(B) --san-bin $(ASAN_B)
+
+# The slow pass, plain build only: the kill -9 suite with 25 seeds of
+# timed kills (KILL_SEEDS; make check runs 3) besides its fixed crash
+# points. Ends with "N passed, N failed, N skipped".
+check-slow: all
+	@KILL_SEEDS=25 tests/run --bin $(B) tests/submit-kill.bats
 
 check-asan: asan
 	@tests/run --san-bin $(ASAN_B)

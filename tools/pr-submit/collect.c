@@ -3,6 +3,7 @@
  * guessed), streamed from /view into the layout under --out, each checked
  * to be whole before it counts; then the files derived from them.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -201,6 +202,34 @@ fetch(struct server *s, const cJSON *f, const char *dest, char *err, size_t errl
 	return rc;
 }
 
+/*
+ * Temporary files a killed run left beside dest (the download's
+ * ".part.XXXXXX", the atomic write's ".tmp.XXXXXX"): the state lock means
+ * no other run is writing them.
+ */
+static void
+remove_stale_temps(const char *dest)
+{
+	const char *slash = strrchr(dest, '/');
+	char *dir = slash ? pr_xstrndup(dest, (size_t)(slash - dest)) : pr_xstrdup(".");
+	const char *base = slash ? slash + 1 : dest;
+	size_t n = strlen(base);
+	DIR *d = opendir(dir);
+	struct dirent *e;
+
+	while (d && (e = readdir(d))) {
+		if (strncmp(e->d_name, base, n) != 0 ||
+		    (strncmp(e->d_name + n, ".part.", 6) != 0 && strncmp(e->d_name + n, ".tmp.", 5) != 0))
+			continue;
+		char *path = pr_xasprintf("%s/%s", dir, e->d_name);
+		unlink(path);
+		free(path);
+	}
+	if (d)
+		closedir(d);
+	free(dir);
+}
+
 static void
 add_file(cJSON *files, const struct run *R, const char *role, const char *path)
 {
@@ -285,6 +314,7 @@ collect_outputs(struct run *R, struct job *j, const cJSON *entry, cJSON **error,
 		    pr_json_to_i64(cJSON_GetArrayItem(pr_json_get(j->rec, "keep"), 1), &keep_to) == 0)
 			min = (long)keep_to;
 		dest = job_local_path(R, path);
+		remove_stale_temps(dest);
 		if (fetch(j->srv, f, dest, err, sizeof err, transient) < 0) {
 			free(dest);
 			*error = job_error(node, class, NULL, "cannot collect %s: %s", path, err);
@@ -305,6 +335,7 @@ collect_outputs(struct run *R, struct job *j, const cJSON *entry, cJSON **error,
 		const char *path = pr_json_get_string(c, "path");
 		int64_t frame;
 		char *src = job_local_path(R, from), *dest = job_local_path(R, path);
+		remove_stale_temps(dest);
 		int rc = pr_json_to_i64(pr_json_get(c, "frame"), &frame) < 0 ? -1 :
 		    derive_frame(src, (long)frame, dest, err, sizeof err);
 
