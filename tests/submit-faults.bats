@@ -9,9 +9,9 @@
 
 load helper
 load comfy
+# Model files and source videos; this suite keeps its own runners.
+load submit
 
-F_HIGH=Wan2.2_T2V_High_Noise_14B_VACE-Q8_0.gguf
-F_LOW=Wan2.2_T2V_Low_Noise_14B_VACE-Q8_0.gguf
 
 # The plan, made once: an identity-coded source video beside two prompt
 # files of 50 frames, planned with --chunk 25 (a/job_001..004,
@@ -20,11 +20,9 @@ F_LOW=Wan2.2_T2V_Low_Noise_14B_VACE-Q8_0.gguf
 setup_file() {
 	local d=$BATS_FILE_TMPDIR
 	mkdir -p "$d/p"
-	fake-frameid --make "$d/p/src.mp4" --frames 300 --size 64x48 > /dev/null
-	write_prompt "$d/p/a.txt" src.mp4 50 'a dancer' 'blurry'
-	write_prompt "$d/p/b.txt" src.mp4 50 'a cat' 'blurry'
-	pr-parse "$d/p/a.txt" "$d/p/b.txt" | pr-plan --chunk 25 |
-	    pr-patch --workflows "$REPO/workflows" --no-state > "$d/jobs.jsonl"
+	submit_prompt "$d/p/a.txt" 50 'a dancer'
+	submit_prompt "$d/p/b.txt" 50 'a cat'
+	submit_plan "$d/jobs.jsonl" 25 "$d/p/a.txt" "$d/p/b.txt"
 }
 
 suite_setup() {
@@ -43,22 +41,9 @@ teardown() {
 	stop_comfy
 }
 
-# The model files the shipped workflows name.
-models() {
-	mkdir -p "$COMFY_ROOT/models/diffusion_models" "$COMFY_ROOT/models/loras" \
-	    "$COMFY_ROOT/models/text_encoders" "$COMFY_ROOT/models/vae" "$COMFY_ROOT/models/upscale_models"
-	: > "$COMFY_ROOT/models/diffusion_models/$F_HIGH"
-	: > "$COMFY_ROOT/models/diffusion_models/$F_LOW"
-	: > "$COMFY_ROOT/models/loras/wan2.2_high_t2v.safetensors"
-	: > "$COMFY_ROOT/models/loras/wan2.2_low_t2v.safetensors"
-	: > "$COMFY_ROOT/models/text_encoders/umt5-xxl-enc-bf16.safetensors"
-	: > "$COMFY_ROOT/models/vae/wan_2.1_vae.safetensors"
-	: > "$COMFY_ROOT/models/upscale_models/RealESRGAN_x2plus.pth"
-}
-
 # The stand-in with the models and fast timings (later options win).
 fast_comfy() {
-	models
+	submit_models "$COMFY_ROOT"
 	start_comfy --step-time 0.01 --node-time 0.01 "$@"
 }
 

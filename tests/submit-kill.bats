@@ -12,9 +12,9 @@
 
 load helper
 load comfy
+# Model files and source videos; this suite keeps its own runners.
+load submit
 
-SK_HIGH=Wan2.2_T2V_High_Noise_14B_VACE-Q8_0.gguf
-SK_LOW=Wan2.2_T2V_Low_Noise_14B_VACE-Q8_0.gguf
 # Small but nonzero timings, so that kills land mid-execution too.
 SK_TIMES=(--step-time 0.01 --node-time 0.005 --load-time 0.02)
 SK_PIDS=()
@@ -23,12 +23,10 @@ SK_PIDS=()
 # chunk, 8 jobs, each but the first of a video depending on the one before.
 suite_setup() {
 	mkdir -p p
-	fake-frameid --make p/src.mp4 --frames 300 --size 64x48 > /dev/null
-	write_prompt p/a.txt src.mp4 50 'a dancer' 'blurry'
-	write_prompt p/b.txt src.mp4 50 'scene b' 'blurry'
+	submit_prompt p/a.txt 50 'a dancer'
+	submit_prompt p/b.txt 50 'scene b'
 	JOBS=$BATS_TEST_TMPDIR/jobs.jsonl
-	pr-parse p/a.txt p/b.txt | pr-plan --chunk 25 |
-	    pr-patch --workflows "$REPO/workflows" --no-state > "$JOBS"
+	submit_plan "$JOBS" 25 p/a.txt p/b.txt
 	NJOBS=$(wc -l < "$JOBS")
 	[ "$NJOBS" -eq 8 ] || { echo "expected 8 jobs, planned $NJOBS" >&2; return 1; }
 }
@@ -38,19 +36,6 @@ teardown() {
 	for p in "${SK_PIDS[@]}"; do kill -9 "$p" 2> /dev/null || true; done
 	for p in "${SK_PIDS[@]}"; do wait "$p" 2> /dev/null || true; done
 	stop_comfy
-}
-
-# The model files the shipped workflows name, in $COMFY_ROOT.
-sk_models() {
-	mkdir -p "$COMFY_ROOT/models/diffusion_models" "$COMFY_ROOT/models/loras" \
-	    "$COMFY_ROOT/models/text_encoders" "$COMFY_ROOT/models/vae" "$COMFY_ROOT/models/upscale_models"
-	: > "$COMFY_ROOT/models/diffusion_models/$SK_HIGH"
-	: > "$COMFY_ROOT/models/diffusion_models/$SK_LOW"
-	: > "$COMFY_ROOT/models/loras/wan2.2_high_t2v.safetensors"
-	: > "$COMFY_ROOT/models/loras/wan2.2_low_t2v.safetensors"
-	: > "$COMFY_ROOT/models/text_encoders/umt5-xxl-enc-bf16.safetensors"
-	: > "$COMFY_ROOT/models/vae/wan_2.1_vae.safetensors"
-	: > "$COMFY_ROOT/models/upscale_models/RealESRGAN_x2plus.pth"
 }
 
 # scenario NAME: a fresh directory (state/, out/) and a fresh stand-in (no
@@ -63,7 +48,7 @@ scenario() {
 	mkdir "$SK_NAME"
 	cd "$SK_NAME" || return 1
 	COMFY_ROOT=$PWD/comfy
-	sk_models
+	submit_models "$COMFY_ROOT"
 	start_comfy "${SK_TIMES[@]}"
 }
 

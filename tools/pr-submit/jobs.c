@@ -199,6 +199,21 @@ job_producer(struct run *R, const char *path)
 	return NULL;
 }
 
+cJSON *
+job_targets(const struct job *j)
+{
+	cJSON *targets = pr_json_array();
+	const cJSON *c;
+
+	cJSON_ArrayForEach(c, pr_json_get(j->rec, "collect"))
+		if (!pr_json_has_string(targets, pr_json_get_string(c, "node")))
+			cJSON_AddItemToArray(targets, pr_json_string(pr_json_get_string(c, "node")));
+	if (cJSON_GetArraySize(targets))
+		return targets;
+	cJSON_Delete(targets);
+	return NULL;
+}
+
 struct job *
 job_by_prompt(struct run *R, const char *prompt_id)
 {
@@ -296,7 +311,7 @@ files_intact(const struct run *R, const cJSON *files)
 		if (!path || !sum)
 			return false;
 		local = job_local_path(R, path);
-		rc = pr_sha256_file(local, hex, NULL);
+		rc = file_sha256(local, hex, NULL);
 		free(local);
 		if (rc < 0 || strcmp(hex, sum) != 0)
 			return false;
@@ -304,38 +319,49 @@ files_intact(const struct run *R, const cJSON *files)
 	return true;
 }
 
-/* Whether the video's final (state/finals.jsonl) is there and intact:
- * then its jobs' cleaned-up intermediates are not needed again. */
-static bool
-final_verified(const struct run *R, const char *video)
+/* The success records of state/finals.jsonl (pr-combine's), read once. */
+static cJSON *
+read_finals(const struct run *R)
 {
 	char *path = pr_xasprintf("%s/finals.jsonl", R->o.state);
 	FILE *fp = fopen(path, "r");
+	cJSON *finals = pr_json_array(), *rec;
 	struct pr_jsonl in;
-	cJSON *rec;
-	bool ok = false;
 
 	free(path);
 	if (!fp)
-		return false;
+		return finals;
 	pr_jsonl_open(&in, fp, "finals.jsonl");
 	while (pr_jsonl_next(&in, &rec) == 1) {
-		const char *v = pr_json_get_string(rec, "video");
 		const char *st = pr_json_get_string(rec, "status");
-		if (v && strcmp(v, video) == 0 && st && strcmp(st, "success") == 0) {
-			cJSON *one = pr_json_array();
-			cJSON *f = pr_json_object();
-			pr_json_set(f, "path", pr_json_copy(pr_json_get(rec, "path")));
-			pr_json_set(f, "sha256", pr_json_copy(pr_json_get(rec, "sha256")));
-			cJSON_AddItemToArray(one, f);
-			ok = files_intact(R, one);
-			cJSON_Delete(one);
-		}
-		cJSON_Delete(rec);
+		if (st && strcmp(st, "success") == 0)
+			cJSON_AddItemToArray(finals, rec);
+		else
+			cJSON_Delete(rec);
 	}
 	pr_jsonl_close(&in);
 	fclose(fp);
-	return ok;
+	return finals;
+}
+
+/* Whether the video's final is there and intact: then its jobs'
+ * cleaned-up intermediates are not needed again. */
+static bool
+final_verified(const struct run *R, const cJSON *finals, const char *video)
+{
+	const cJSON *rec;
+
+	cJSON_ArrayForEach(rec, finals) {
+		const char *v = pr_json_get_string(rec, "video");
+		if (!v || strcmp(v, video) != 0)
+			continue;
+		cJSON *one = pr_json_array();
+		cJSON_AddItemToArray(one, pr_json_copy(rec));
+		bool ok = files_intact(R, one);
+		cJSON_Delete(one);
+		return ok;
+	}
+	return false;
 }
 
 static struct server *
@@ -350,6 +376,8 @@ server_by_url(struct run *R, const char *url)
 void
 jobs_replay(struct run *R, const cJSON *journal)
 {
+	cJSON *finals = read_finals(R);
+
 	for (size_t i = 0; i < R->njobs; i++) {
 		struct job *j = &R->jobs[i];
 		const cJSON *ev, *open = NULL, *done = NULL;
@@ -377,7 +405,7 @@ jobs_replay(struct run *R, const cJSON *journal)
 		}
 		const char *dkey = done ? pr_json_get_string(done, "key") : NULL;
 		if (dkey && strcmp(dkey, j->key) == 0 &&
-		    (files_intact(R, pr_json_get(done, "files")) || final_verified(R, j->video))) {
+		    (files_intact(R, pr_json_get(done, "files")) || final_verified(R, finals, j->video))) {
 			j->state = JOB_DONE;
 			j->cached = true;
 			j->files = pr_json_copy(pr_json_get(done, "files"));
@@ -411,6 +439,7 @@ jobs_replay(struct run *R, const cJSON *journal)
 		s->inflight++;
 		snprintf(j->prompt_id, sizeof j->prompt_id, "%s", pid);
 	}
+	cJSON_Delete(finals);
 }
 
 void

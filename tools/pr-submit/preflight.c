@@ -283,15 +283,11 @@ preflight(struct run *R)
 	for (size_t i = 0; i < R->njobs; i++) {
 		struct job *j = &R->jobs[i];
 		cJSON *targets;
-		const cJSON *c;
+		bool checked = false;
 
 		if (j->state != JOB_WAITING)
 			continue;
-		bool checked = false;
-		targets = pr_json_array();
-		cJSON_ArrayForEach(c, pr_json_get(j->rec, "collect"))
-			if (!pr_json_has_string(targets, pr_json_get_string(c, "node")))
-				cJSON_AddItemToArray(targets, pr_json_string(pr_json_get_string(c, "node")));
+		targets = job_targets(j);
 		for (size_t k = 0; k < R->nservers; k++) {
 			struct server *s = &R->servers[k];
 			struct files_ctx ctx = { R, j, s };
@@ -301,7 +297,7 @@ preflight(struct run *R)
 			if (!s->usable)
 				continue;
 			pr_validate_prompt(pr_json_get(j->rec, "workflow"),
-			    cJSON_GetArraySize(targets) ? targets : NULL, s->object_info,
+			    targets, s->object_info,
 			    pr_nodes(), &files, &v);
 			problems += report_validation(R, j, s, &v);
 			pr_validation_free(&v);

@@ -61,7 +61,7 @@ post_prompt(struct run *R, struct job *j)
 	struct server *s = j->srv;
 	struct pr_http_response r = { 0 };
 	struct pr_json_error je;
-	cJSON *body = pr_json_object(), *targets = pr_json_array(), *ans = NULL;
+	cJSON *body = pr_json_object(), *targets = job_targets(j), *ans = NULL;
 	const cJSON *c;
 
 	pr_json_set(body, "prompt", pr_json_copy(pr_json_get(j->rec, "workflow")));
@@ -69,13 +69,8 @@ post_prompt(struct run *R, struct job *j)
 	pr_json_set_string(body, "prompt_id", j->prompt_id);
 	/* Only what the job collects runs: a branch the job does not need
 	 * costs no GPU time and cannot fail it. */
-	cJSON_ArrayForEach(c, pr_json_get(j->rec, "collect"))
-		if (!pr_json_has_string(targets, pr_json_get_string(c, "node")))
-			cJSON_AddItemToArray(targets, pr_json_string(pr_json_get_string(c, "node")));
-	if (cJSON_GetArraySize(targets))
+	if (targets)
 		pr_json_set(body, "partial_execution_targets", targets);
-	else
-		cJSON_Delete(targets);
 
 	int rc = pr_http_post_json(s->http, "/prompt", body, 16 << 20, &r);
 	cJSON_Delete(body);

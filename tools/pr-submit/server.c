@@ -109,8 +109,10 @@ server_stage(struct server *s, const char *local, const char *as,
 
 	*transient = false;
 	if (pr_http_upload(s->http, local, name, sub, true, &r) < 0) {
+		/* The local file was read just before (its hash): what failed
+		 * is the connection. */
 		snprintf(err, errlen, "%s", r.err);
-		*transient = r.status == 0 && strstr(r.err, local) == NULL;
+		*transient = true;
 	} else if (r.status != 200) {
 		snprintf(err, errlen, "upload of %s as %s: HTTP %ld", local, as, r.status);
 		*transient = r.status >= 500 || r.status == 408 || r.status == 429;

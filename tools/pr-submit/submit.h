@@ -106,6 +106,9 @@ struct run {
 void jobs_read(struct run *R, FILE *fp, const char *name);
 void jobs_keys(struct run *R);
 void jobs_replay(struct run *R, const cJSON *journal);
+/* The collected node ids: the partial_execution_targets the job is
+ * validated and run with (NULL when it collects nothing). */
+cJSON *job_targets(const struct job *j);
 struct job *job_by_prompt(struct run *R, const char *prompt_id);
 /* A local path for a record path: absolute, or under --out. */
 char *job_local_path(const struct run *R, const char *path);
