@@ -3,8 +3,8 @@
 # every intermediate file under the state folder, so any stage can be
 # inspected, edited and rerun by hand.
 #
-# Today it runs parse, plan, patch and then renders with pr-submit;
-# combining, uploading and shutting the pod down come next.
+# Today it runs parse, plan, patch, renders with pr-submit and joins with
+# pr-combine; uploading and shutting the pod down come next.
 set -eu
 
 usage() {
@@ -14,9 +14,10 @@ usage: pipeline.sh [--dry-run] [options] [PROMPT_FILE_OR_DIR ...]
 Parses every prompt file (default: prompt_files/), plans its chunks and
 patches every job's workflow into STATE/<video>/ (prompt.jsonl, plan.jsonl,
 jobs.jsonl, workflows/<job>.json) and prints a summary. Then, unless
---dry-run, renders all of them with pr-submit into OUT/, results in
-STATE/results.jsonl. Run it again after any failure: what finished is not
-rendered again.
+--dry-run, renders all of them with pr-submit into OUT/ (results in
+STATE/results.jsonl) and joins each video's segments with pr-combine into
+OUT/final/<video>_final.mp4 (records in STATE/finals.jsonl). Run it again
+after any failure: what finished is not rendered again.
 
   --dry-run          plan and patch only: nothing is sent to any server
   --server URL       ComfyUI server (repeatable; default http://127.0.0.1:8188)
@@ -31,6 +32,8 @@ rendered again.
   --overlap K        frames each chunk overlaps         }
   --combine MODE     none, segments or progressive      }
   --seed N|random    sampler seed                       }
+  --keep-intermediate  keep segments, latents, references } passed to
+  --reencode           convert mismatched segments       } pr-combine(1)
   -h, --help         this text
 
 Exit status: 0 all videos planned (and rendered), 1 some failed (the
@@ -50,7 +53,7 @@ if [ -n "${PR_BIN:-}" ]; then
 elif [ -x "$here/bin/pr-parse" ]; then
 	PATH=$here/bin:$PATH
 fi
-for tool in pr-parse pr-plan pr-patch pr-submit jq; do
+for tool in pr-parse pr-plan pr-patch pr-submit pr-combine jq; do
 	command -v "$tool" >/dev/null || die "$tool not found (run make, or ./setup for jq)"
 done
 
@@ -58,6 +61,7 @@ dry_run=0
 state=state
 out=out
 submit_args=()
+combine_args=()
 workflows=$here/workflows
 plan_args=()
 inputs=()
@@ -74,6 +78,7 @@ while [ $# -gt 0 ]; do
 		[ $# -ge 2 ] || die "$1 needs a value"
 		plan_args+=("$1" "$2"); shift ;;
 	--no-align) plan_args+=("$1") ;;
+	--keep-intermediate|--reencode) combine_args+=("$1") ;;
 	-h|--help) usage; exit 0 ;;
 	--) shift; inputs+=("$@"); break ;;
 	-*) die "unknown option $1 (see --help)" ;;
@@ -86,7 +91,7 @@ done
 mkdir -p "$state"
 prompts=$(mktemp "$state/.prompts.XXXXXX")
 jobs=$(mktemp "$state/.jobs.XXXXXX")
-trap 'rm -f "$prompts" "$jobs" "$state"/*/*.jsonl.tmp "$state"/results.jsonl.tmp' EXIT
+trap 'rm -f "$prompts" "$jobs" "$state"/*/*.jsonl.tmp "$state"/results.jsonl.tmp "$state"/finals.jsonl.tmp' EXIT
 
 # Bad prompt files are reported by pr-parse; the good ones still go on.
 failed=0
@@ -159,4 +164,20 @@ case $rc in
 esac
 jq -r '[.id, .status, (.error.message // "")] | @tsv' "$state/results.jsonl" |
 	awk -F '\t' '$2 != "success" { printf "%-24s %-8s %s\n", $1, $2, $3 }' >&2
+
+# Every video whose segments are all there becomes a verified final; the
+# others get a record saying why.
+rc=0
+pr-combine --state "$state" --out "$out" "${combine_args[@]}" < "$state/results.jsonl" > "$state/finals.jsonl.tmp" || rc=$?
+[ ! -s "$state/finals.jsonl.tmp" ] || mv "$state/finals.jsonl.tmp" "$state/finals.jsonl"
+case $rc in
+0) ;;
+1) failed=1 ;;
+*) exit "$rc" ;;
+esac
+echo
+row video frames fps size final
+jq -r '[.video, (.frames // "-"), (.fps // "-"), (.size // "-"),
+	(if .status == "success" then .path else "FAILED: " + .error.message end)] | @tsv' \
+	"$state/finals.jsonl" | while IFS=$'\t' read -r v f r z p; do row "$v" "$f" "$r" "$z" "$p"; done
 exit "$failed"

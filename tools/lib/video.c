@@ -19,6 +19,7 @@
 #include "cli.h"
 #include "err.h"
 #include "frameid.h"
+#include "hash.h"
 #include "json.h"
 #include "proc.h"
 #include "video.h"
@@ -367,6 +368,10 @@ get_name(const cJSON *obj, const char *key, char *dst, size_t size)
 	snprintf(dst, size, "%s", s ? s : "");
 }
 
+#define STREAM_ENTRIES \
+	"codec_name,profile,pix_fmt,width,height,r_frame_rate,time_base," \
+	"sample_aspect_ratio,color_range,color_space,color_primaries,color_transfer,extradata"
+
 /* ffprobe of the first video stream; count: also decode to count frames. */
 static int
 probe(const char *path, bool count, struct pr_video_info *info, char *err, size_t errlen)
@@ -396,10 +401,9 @@ probe(const char *path, bool count, struct pr_video_info *info, char *err, size_
 		argv[i++] = "v:0";
 		if (count)
 			argv[i++] = "-count_frames";
+		argv[i++] = "-show_data";   /* the headers (extradata) as hex */
 		argv[i++] = "-show_entries";
-		argv[i++] = count
-		    ? "stream=codec_name,pix_fmt,width,height,r_frame_rate,nb_read_frames"
-		    : "stream=codec_name,pix_fmt,width,height,r_frame_rate";
+		argv[i++] = count ? "stream=" STREAM_ENTRIES ",nb_read_frames" : "stream=" STREAM_ENTRIES;
 		argv[i++] = "-of";
 		argv[i++] = "json";
 		add_input(argv, &i, url, path);
@@ -423,7 +427,21 @@ probe(const char *path, bool count, struct pr_video_info *info, char *err, size_
 		goto done;
 	}
 	get_name(s, "codec_name", info->codec, sizeof info->codec);
+	get_name(s, "profile", info->profile, sizeof info->profile);
 	get_name(s, "pix_fmt", info->pix_fmt, sizeof info->pix_fmt);
+	get_name(s, "sample_aspect_ratio", info->sar, sizeof info->sar);
+	get_name(s, "color_range", info->color_range, sizeof info->color_range);
+	get_name(s, "color_space", info->color_space, sizeof info->color_space);
+	get_name(s, "color_primaries", info->color_primaries, sizeof info->color_primaries);
+	get_name(s, "color_transfer", info->color_transfer, sizeof info->color_transfer);
+	if ((rate = pr_json_get_string(s, "time_base")) &&
+	    sscanf(rate, "%d/%d", &info->tb_num, &info->tb_den) != 2)
+		info->tb_num = info->tb_den = 0;
+	if ((rate = pr_json_get_string(s, "extradata")) && *rate) {
+		struct pr_sha256 *h = pr_sha256_new();
+		pr_sha256_add(h, rate, strlen(rate));
+		pr_sha256_done(h, info->headers);
+	}
 	if (get_long(s, "width", &v) < 0 || v > MAX_SIDE || (info->width = (int)v) <= 0 ||
 	    get_long(s, "height", &v) < 0 || v > MAX_SIDE || (info->height = (int)v) <= 0) {
 		snprintf(err, errlen, "%s: video stream without a usable size", path);
@@ -544,4 +562,23 @@ pr_video_read_codes(const char *path, int w, int h, uint32_t **codes, size_t *n,
 	*codes = out;
 	*n = count;
 	return 0;
+}
+
+char *
+pr_video_url(const char *path)
+{
+	return file_url(path);
+}
+
+int
+pr_video_run(char *const argv[], const char *path, struct pr_buf *out, size_t out_max,
+    char *err, size_t errlen)
+{
+	struct pr_buf said = PR_BUF_INIT;
+	int status = pr_run(argv, out, out_max, &said);
+
+	if (status != 0)
+		child_error(err, errlen, path, argv[0], status, &said);
+	pr_buf_free(&said);
+	return status == 0 ? 0 : -1;
 }

@@ -9,11 +9,22 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "buf.h"
+
 struct pr_video_info {
 	char codec[32];       /* "h264", "png", ... */
+	char profile[48];     /* "High", ... ("" when ffprobe gives none) */
 	char pix_fmt[32];     /* "yuv420p", ... */
 	int width, height;
 	int fps_num, fps_den; /* r_frame_rate */
+	int tb_num, tb_den;   /* time_base */
+	char sar[24];         /* sample_aspect_ratio, "" when unset */
+	/* Colour tags ("tv", "bt709", ...; "" when unknown). */
+	char color_range[24], color_space[24], color_primaries[24], color_transfer[24];
+	/* SHA-256 of the codec's global headers (for h264 in MP4 the SPS and
+	 * PPS): streams may be joined without re-encoding only when these
+	 * agree. "" when the stream has none. */
+	char headers[65];
 	long frames;          /* decoded frames (ffprobe -count_frames) */
 };
 
@@ -48,5 +59,18 @@ int pr_video_read_codes(const char *path, int w, int h, uint32_t **codes,
 /* ffprobe of the first video stream; frames are counted by decoding. */
 int pr_video_probe(const char *path, struct pr_video_info *info, char *err,
     size_t errlen);
+
+/* "file:PATH", how a path must reach ffmpeg (a name with a colon would be
+ * read as a protocol, one with a leading '-' as an option). Caller frees. */
+char *pr_video_url(const char *path);
+
+/*
+ * Runs an ffmpeg or ffprobe argument vector and waits for it; stdout goes
+ * to out (at most out_max bytes) when out is not NULL. On failure err gets
+ * "PATH: what it said" (path names the file the command is about) and the
+ * result is -1.
+ */
+int pr_video_run(char *const argv[], const char *path, struct pr_buf *out,
+    size_t out_max, char *err, size_t errlen);
 
 #endif

@@ -344,13 +344,45 @@ read_finals(const struct run *R)
 	return finals;
 }
 
+/* pr-combine's record of the video's final, STATE/VIDEO/final.json
+ * (written atomically, so it survives a finals.jsonl cut short), or NULL. */
+static cJSON *
+read_final(const struct run *R, const char *video)
+{
+	char *path = pr_xasprintf("%s/%s/final.json", R->o.state, video);
+	struct pr_buf b = PR_BUF_INIT;
+	struct pr_json_error jerr;
+	cJSON *rec = NULL;
+
+	if (pr_file_read(path, 1 << 24, &b) == 0)
+		rec = pr_json_parse(b.data, b.len, &jerr, NULL);
+	pr_buf_free(&b);
+	free(path);
+	return rec;
+}
+
 /* Whether the video's final is there and intact: then its jobs'
  * cleaned-up intermediates are not needed again. */
 static bool
 final_verified(const struct run *R, const cJSON *finals, const char *video)
 {
 	const cJSON *rec;
+	cJSON *own = read_final(R, video);
 
+	if (own) {
+		const char *st = pr_json_get_string(own, "status");
+		bool ok = false;
+		if (st && strcmp(st, "success") == 0) {
+			cJSON *one = pr_json_array();
+			cJSON_AddItemToArray(one, own);
+			ok = files_intact(R, one);
+			cJSON_Delete(one);
+		} else {
+			cJSON_Delete(own);
+		}
+		if (ok)
+			return true;
+	}
 	cJSON_ArrayForEach(rec, finals) {
 		const char *v = pr_json_get_string(rec, "video");
 		if (!v || strcmp(v, video) != 0)
