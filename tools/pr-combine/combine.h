@@ -62,6 +62,7 @@ struct video {
 	char final[4096];       /* OUT/final/VIDEO_final.mp4 */
 	char final_rel[4096];
 	const char *failed_job; /* the job a failure is about, if one */
+	char *missing_job;      /* a job of the plan with no result (owned) */
 	int reencoded;          /* segments re-encoded by the join */
 	bool reencoded_all;
 };

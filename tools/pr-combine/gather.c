@@ -212,7 +212,8 @@ gather(struct video *v, char *err, size_t errlen)
 		struct run_of_frames *run = &v->runs[v->nruns];
 
 		if (!(res = result_of(v, id))) {
-			v->failed_job = id;
+			v->missing_job = pr_xstrdup(id);
+			v->failed_job = v->missing_job;
 			snprintf(err, errlen, "%s: no result in the input (run pr-submit on this plan)", id);
 			goto done;
 		}
@@ -255,11 +256,12 @@ gather(struct video *v, char *err, size_t errlen)
 			v->seg[v->nseg - 1].to = run_frames(run);
 		key = pr_json_get_string(res, "key");
 		{
-			char line[512];
-			snprintf(line, sizeof line, "job %s %s %s %s %lld %lld %d\n", v->failed_job,
+			struct pr_buf line = PR_BUF_INIT;
+			pr_buf_printf(&line, "job %s %s %s %s %lld %lld %d\n", v->failed_job,
 			    key ? key : "-", rel, sha ? sha : "-", (long long)run->first,
 			    (long long)run->count, run->mult);
-			pr_sha256_add(h, line, strlen(line));
+			pr_sha256_add(h, line.data, line.len);
+			pr_buf_free(&line);
 		}
 		run->job = v->failed_job;
 		v->nruns++;
@@ -286,5 +288,6 @@ video_free(struct video *v)
 	}
 	free(v->seg);
 	free(v->runs);
+	free(v->missing_job);
 	cJSON_Delete(v->results);
 }
