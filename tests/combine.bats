@@ -223,6 +223,17 @@ low() {
 	[ -f out/final/w_final.mp4 ] && [ ! -e out/final/v_final.mp4 ]
 }
 
+@test "a segment changed since pr-submit collected it is not joined" {
+	seg job_002 0 97
+	seg job_004 97 20
+	{ low v 0 0 0 97 videos/v/job_002.mp4; low v 1 97 0 20 videos/v/job_004.mp4; } > res.jsonl
+	seg job_004 97 19
+	run --separate-stderr pr-combine < res.jsonl
+	assert_failure 1
+	assert_equal "$stderr" "pr-combine: v: videos/v/job_004.mp4 (v/job_004) changed since it was collected (SHA-256 differs from its result's); rerun pr-submit to render it again"
+	[ ! -e out/final/v_final.mp4 ]
+}
+
 @test "a failed or skipped job fails its video with the job's reason" {
 	seg job_002 0 97
 	{
@@ -277,6 +288,40 @@ low() {
 	run fake-frameid out/final/v_final.mp4
 	assert_output --partial '"runs":[[0,100]]'
 	[ ! -e out/videos/v ]
+}
+
+@test "a kill at any point loses nothing: the rerun finishes, exact, and cleans up" {
+	local point
+	for point in encoding verified published recorded removing:2; do
+		rm -rf out state
+		seg job_002 0 97
+		seg job_004 96 5
+		{ low v 0 0 0 97 videos/v/job_002.mp4; low v 1 96 1 5 videos/v/job_004.mp4; } > res.jsonl
+		run env PR_CRASH_AT="$point" pr-combine < res.jsonl
+		[ "$status" -eq 137 ] || fail "PR_CRASH_AT=$point: status $status, expected SIGKILL"
+		run pr-combine < res.jsonl
+		assert_success
+		[ "$(jq -r .status <<< "$output")" = success ]
+		run fake-frameid out/final/v_final.mp4
+		assert_output --partial '"runs":[[0,100]]'
+		run find out -type f
+		assert_output out/final/v_final.mp4
+	done
+}
+
+@test "cleanup never touches a file outside --out" {
+	seg job_002 0 20
+	echo keep > outside.txt
+	echo keep > /tmp/pr-combine-test-$$.txt
+	low v 0 0 0 20 videos/v/job_002.mp4 |
+	    jq -c --arg abs "/tmp/pr-combine-test-$$.txt" \
+	      '.files += [{role: "x", path: "../outside.txt"}, {role: "y", path: $abs},
+	                  {role: "z", path: "videos/../../outside.txt"}]' > res.jsonl
+	run pr-combine < res.jsonl
+	assert_success
+	[ -f outside.txt ] && [ -f "/tmp/pr-combine-test-$$.txt" ]
+	rm -f "/tmp/pr-combine-test-$$.txt"
+	[ ! -e out/videos/v/job_002.mp4 ]
 }
 
 @test "a job of the plan missing from the results fails its video" {

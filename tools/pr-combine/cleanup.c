@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "combine.h"
+#include "crash.h"
 
 void
 remove_work(struct video *v)
@@ -82,6 +83,7 @@ cleanup(struct video *v)
 			if (!rel || !inside_out(rel) || strcmp(rel, v->final_rel) == 0)
 				continue;
 			p = local_path(rel);
+			pr_crash_point("removing");
 			if (unlink(p) == 0)
 				remove_parents(rel);
 			else if (errno != ENOENT)

@@ -38,6 +38,7 @@ struct segment {
 	const char *job;        /* its job id (in the owning video's results) */
 	char *rel;              /* as the result names it (relative to --out) */
 	char *path;             /* where it is on this machine */
+	char *sha256;           /* what pr-submit collected, or NULL */
 	int64_t from, to;       /* its frames [from, to) that belong in the final */
 	struct pr_video_info info;
 	bool cut;               /* frames outside [from, to): must be re-encoded */

@@ -147,7 +147,8 @@ run_frames(const struct run_of_frames *r)
 }
 
 static void
-add_segment(struct video *v, const char *job, const char *rel, int64_t from, int64_t to)
+add_segment(struct video *v, const char *job, const char *rel, const char *sha, int64_t from,
+    int64_t to)
 {
 	struct segment *s;
 
@@ -157,6 +158,7 @@ add_segment(struct video *v, const char *job, const char *rel, int64_t from, int
 	s->job = job;
 	s->rel = pr_xstrdup(rel);
 	s->path = local_path(rel);
+	s->sha256 = sha && *sha ? pr_xstrdup(sha) : NULL;
 	s->from = from;
 	s->to = to;
 }
@@ -237,14 +239,14 @@ gather(struct video *v, char *err, size_t errlen)
 			run->mult = 1;
 			rel = file_of(res, "segment", &sha);
 			if (rel)
-				add_segment(v, v->failed_job, rel, a, b);
+				add_segment(v, v->failed_job, rel, sha, a, b);
 		} else {
 			if (combine_run(v, res, run, err, errlen) < 0)
 				goto done;
 			rel = file_of(res, strcmp(v->mode, "progressive") == 0 ? "combined" : "segment",
 			    &sha);
 			if (rel && (strcmp(v->mode, "segments") == 0 || i + 1 == n))
-				add_segment(v, v->failed_job, rel, 0, -1);
+				add_segment(v, v->failed_job, rel, sha, 0, -1);
 		}
 		if (!rel) {
 			snprintf(err, errlen, "%s: its result lists no %s file", v->failed_job,
@@ -283,6 +285,7 @@ video_free(struct video *v)
 	for (size_t i = 0; i < v->nseg; i++) {
 		free(v->seg[i].rel);
 		free(v->seg[i].path);
+		free(v->seg[i].sha256);
 		if (v->seg[i].use != v->seg[i].path)
 			free(v->seg[i].use);
 	}

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "combine.h"
+#include "crash.h"
 
 /* The settings a re-encode uses when it cannot match the other segments:
  * libx264 at CRF 12 is visually lossless for these videos. */
@@ -292,6 +293,7 @@ encode_all(struct video *v, const struct pr_video_info *ref, const char *params,
 		if (!s->redo)
 			continue;
 		out = work_file(v, k);
+		pr_crash_point("encoding");
 		if (encode(s, ref, params, out, err, errlen) < 0) {
 			free(out);
 			v->failed_job = s->job;
@@ -421,6 +423,21 @@ check_segments(struct video *v, char *err, size_t errlen)
 		if (!pr_file_exists(s->path)) {
 			snprintf(err, errlen, "%s: segment missing (made by %s)", s->rel, s->job);
 			return -1;
+		}
+		if (s->sha256) {
+			/* pr-submit verified it when it collected it: a file changed
+			 * since (overwritten, truncated) is not joined */
+			char hex[PR_SHA256_HEX];
+			if (pr_sha256_file(s->path, hex, NULL) < 0) {
+				snprintf(err, errlen, "%s: %s", s->rel, strerror(errno));
+				return -1;
+			}
+			if (strcmp(hex, s->sha256) != 0) {
+				snprintf(err, errlen, "%s (%s) changed since it was collected (SHA-256 "
+				    "differs from its result's); rerun pr-submit to render it again",
+				    s->rel, s->job);
+				return -1;
+			}
 		}
 		if (pr_video_probe(s->path, &s->info, err, errlen) < 0)
 			return -1;

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "combine.h"
+#include "crash.h"
 #include "lock.h"
 
 struct opts o = { .state = "state", .out = "out", .ids = -1 };
@@ -307,6 +308,7 @@ combine(struct video *v, bool *infra)
 		return failed_record(v, err);
 	}
 	v->failed_job = NULL;
+	pr_crash_point("verified");
 	if (pr_sha256_file(joined, sha, &size) < 0 || publish(v, joined, err, sizeof err) < 0) {
 		if (!err[0] || strncmp(err, v->final, strlen(v->final)) != 0)
 			snprintf(err, sizeof err, "%s: %s", joined, strerror(errno));
@@ -316,7 +318,11 @@ combine(struct video *v, bool *infra)
 		return failed_record(v, err);
 	}
 	free(joined);
+	if (strcmp(v->mode, "none") == 0 && v->total_frames > 0 && info.frames != v->total_frames)
+		pr_warn("%s: %ld frames, the prompt asked for %lld (a --no-align plan renders "
+		    "4k+1 frames a chunk)", v->name, info.frames, (long long)v->total_frames);
 	rec = final_record(v, &info, size, sha, ids);
+	pr_crash_point("published");
 	/* the record that lets a rerun (and pr-submit's cache) trust the final */
 	rec_path = pr_xasprintf("%s/%s/final.json", o.state, v->name);
 	text = pr_json_print(rec, 0);
@@ -324,6 +330,7 @@ combine(struct video *v, bool *infra)
 		pr_warn("%s: %s (intermediates kept)", rec_path, strerror(errno));
 		*infra = true;
 	} else if (!o.keep_intermediate) {
+		pr_crash_point("recorded");
 		cleanup(v);
 	}
 	free(text);
