@@ -9,16 +9,23 @@ load helper
 load comfy
 load submit
 
-# Renders once for the whole file: three pipeline runs on one stand-in.
+# Renders once for the whole file: five pipeline runs on two stand-ins, in
+# two lanes side by side (the stand-in runs one prompt at a time).
 setup_file() {
 	cd "$BATS_FILE_TMPDIR" || return 1
 	BATS_TEST_TMPDIR=$BATS_FILE_TMPDIR
-	COMFY_ROOT=$BATS_FILE_TMPDIR/comfy
+	local t url1 url2
+	COMFY_ROOT=$BATS_FILE_TMPDIR/comfy1
 	submit_models "$COMFY_ROOT"
 	start_comfy --step-time 0 --node-time 0 || return 1
-	echo "$COMFY_PID" > comfy.pid
-	echo "$COMFY" > comfy.url
-	local t
+	echo "$COMFY_PID" > comfy.pids
+	url1=$COMFY
+	COMFY_ROOT=$BATS_FILE_TMPDIR/comfy2
+	submit_models "$COMFY_ROOT"
+	start_comfy --step-time 0 --node-time 0 || return 1
+	echo "$COMFY_PID" >> comfy.pids
+	url2=$COMFY
+	echo "$url1" > comfy.url
 	submit_source p/src.mp4 520
 	for t in 1 5 37 97 101 500; do
 		write_prompt "p/t$t.txt" src.mp4 "$t" "scene $t" blurry
@@ -27,21 +34,26 @@ setup_file() {
 	cp p/src.mp4 p/t37.txt p/t97.txt p/t101.txt q/
 	cp p/src.mp4 p/t37.txt p/t101.txt r/
 	pipe() {
-		local name=$1
-		shift
-		"$REPO/pipeline.sh" --server "$COMFY" --state "s-$name" --out "o-$name" "$@" \
+		local url=$1 name=$2
+		shift 2
+		"$REPO/pipeline.sh" --server "$url" --state "s-$name" --out "o-$name" "$@" \
 		    > "$name.out" 2> "$name.err" || echo $? > "$name.rc"
 	}
-	pipe c41 --chunk 41 p
-	pipe c100 --chunk 100 p
-	pipe ov --chunk 41 --overlap 10 q
-	pipe seg --chunk 41 --combine segments r
-	pipe prog --chunk 41 --combine progressive r
+	pipe "$url1" c41 --chunk 41 p &
+	local lane=$!
+	pipe "$url2" c100 --chunk 100 p
+	pipe "$url2" ov --chunk 41 --overlap 10 q
+	pipe "$url2" seg --chunk 41 --combine segments r
+	pipe "$url2" prog --chunk 41 --combine progressive r
+	wait "$lane"    # only it: the stand-ins are children too
 }
 
 teardown_file() {
-	[ -f "$BATS_FILE_TMPDIR/comfy.pid" ] || return 0
-	kill "$(cat "$BATS_FILE_TMPDIR/comfy.pid")" 2> /dev/null || true
+	[ -f "$BATS_FILE_TMPDIR/comfy.pids" ] || return 0
+	local pid
+	while read -r pid; do
+		kill "$pid" 2> /dev/null || true
+	done < "$BATS_FILE_TMPDIR/comfy.pids"
 }
 
 F=$BATS_FILE_TMPDIR
@@ -155,10 +167,11 @@ seg() {
 }
 
 # low VIDEO CHUNK START FROM TO FILE: the result of a LOW job whose segment
-# is FILE (under out/) and whose frames [FROM, TO) belong in the final.
+# is FILE (under $OUT, default out/) and whose frames [FROM, TO) belong in
+# the final.
 low() {
 	local sum
-	sum=$( (sha256sum "out/$6" 2> /dev/null || echo -) | cut -d' ' -f1)
+	sum=$( (sha256sum "${OUT:-out}/$6" 2> /dev/null || echo -) | cut -d' ' -f1)
 	jq -nc --arg v "$1" --argjson c "$2" --argjson s "$3" --argjson a "$4" --argjson b "$5" \
 	    --arg f "$6" --arg sum "$sum" '
 	  {id: "\($v)/job_\(($c * 2 + 2) | tostring | ("00" + .)[-3:])", video: $v,
@@ -344,8 +357,8 @@ low() {
 	fake-frameid --make "$out/videos/v/$name 1.mp4" --frames 20 --fps 16 > /dev/null
 	fake-frameid --make "$out/videos/v/$name 2.mp4" --first 18 --frames 9 --fps 16 > /dev/null
 	{
-		low v 0 0 0 20 "videos/v/$name 1.mp4"
-		low v 1 18 2 9 "videos/v/$name 2.mp4"
+		OUT=$out low v 0 0 0 20 "videos/v/$name 1.mp4"
+		OUT=$out low v 1 18 2 9 "videos/v/$name 2.mp4"
 	} > res.jsonl
 	run pr-combine --out "$out" --keep-intermediate < res.jsonl
 	assert_success
