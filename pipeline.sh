@@ -114,6 +114,21 @@ into() {
 	fi
 }
 
+# Runs an executing stage with its records going to $1: they replace the
+# file whenever the stage wrote any (also when some items failed). Status 1
+# marks the run failed and goes on; 2 and 3 end it.
+stage() {
+	local out=$1 rc=0
+	shift
+	"$@" > "$out.tmp" || rc=$?
+	[ ! -s "$out.tmp" ] || mv "$out.tmp" "$out"
+	case $rc in
+	0) ;;
+	1) failed=1 ;;
+	*) exit "$rc" ;;
+	esac
+}
+
 row() {
 	printf '%-24s %7s %7s %5s  %s\n' "$@"
 }
@@ -154,27 +169,13 @@ for line in "${summary[@]}"; do printf '%s\n' "$line"; done
 
 # All videos at once, so one video's failure does not hold up the others.
 # Its records are kept whenever it wrote any (also when some jobs failed).
-rc=0
-pr-submit --state "$state" --out "$out" "${submit_args[@]}" < "$jobs" > "$state/results.jsonl.tmp" || rc=$?
-[ ! -s "$state/results.jsonl.tmp" ] || mv "$state/results.jsonl.tmp" "$state/results.jsonl"
-case $rc in
-0) ;;
-1) failed=1 ;;
-*) exit "$rc" ;;
-esac
+stage "$state/results.jsonl" pr-submit --state "$state" --out "$out" "${submit_args[@]}" < "$jobs"
 jq -r '[.id, .status, (.error.message // "")] | @tsv' "$state/results.jsonl" |
 	awk -F '\t' '$2 != "success" { printf "%-24s %-8s %s\n", $1, $2, $3 }' >&2
 
 # Every video whose segments are all there becomes a verified final; the
 # others get a record saying why.
-rc=0
-pr-combine --state "$state" --out "$out" "${combine_args[@]}" < "$state/results.jsonl" > "$state/finals.jsonl.tmp" || rc=$?
-[ ! -s "$state/finals.jsonl.tmp" ] || mv "$state/finals.jsonl.tmp" "$state/finals.jsonl"
-case $rc in
-0) ;;
-1) failed=1 ;;
-*) exit "$rc" ;;
-esac
+stage "$state/finals.jsonl" pr-combine --state "$state" --out "$out" "${combine_args[@]}" < "$state/results.jsonl"
 echo
 row video frames fps size final
 jq -r '[.video, (.frames // "-"), (.fps // "-"), (.size // "-"),
