@@ -39,6 +39,14 @@ setup_file() {
 		"$REPO/pipeline.sh" --server "$url" --state "s-$name" --out "o-$name" "$@" \
 		    > "$name.out" 2> "$name.err" || echo $? > "$name.rc"
 	}
+	if [ -n "${PR_SANITIZED:-}" ]; then
+		# the plan matrix renders in the plain pass (see matrix_pass)
+		pipe "$url1" seg --chunk 41 --combine segments r &
+		local lane=$!
+		pipe "$url2" prog --chunk 41 --combine progressive r
+		wait "$lane"
+		return
+	fi
 	pipe "$url1" c41 --chunk 41 p &
 	local lane=$!
 	pipe "$url2" c100 --chunk 100 p
@@ -46,6 +54,15 @@ setup_file() {
 	pipe "$url2" seg --chunk 41 --combine segments r
 	pipe "$url2" prog --chunk 41 --combine progressive r
 	wait "$lane"    # only it: the stand-ins are children too
+}
+
+# The T x chunk matrix is rendered in the plain pass only: under the
+# sanitizers it would mostly test pr-submit and the stand-in again (their
+# own suites do), while pr-combine's code is covered by the segments and
+# progressive renders and the tests on segments made here. It keeps
+# make check inside its time budget.
+matrix_pass() {
+	[ -z "${PR_SANITIZED:-}" ] || skip "the plan matrix renders in the plain pass (time budget)"
 }
 
 teardown_file() {
@@ -75,6 +92,7 @@ check_final() {
 }
 
 @test "chunk 41: every final has exactly T frames, source frames 0..T-1 in order" {
+	matrix_pass
 	[ ! -f "$F/c41.rc" ] || { cat "$F/c41.err"; false; }
 	for t in 1 5 37 97 101 500; do check_final c41 "t$t" "$t"; done
 	# 500 = 12 chunks of 41 and a last of 9 shifted back: only it is cut
@@ -84,11 +102,13 @@ check_final() {
 }
 
 @test "chunk 100: every final has exactly T frames, source frames 0..T-1 in order" {
+	matrix_pass
 	[ ! -f "$F/c100.rc" ] || { cat "$F/c100.err"; false; }
 	for t in 1 5 37 97 101 500; do check_final c100 "t$t" "$t"; done
 }
 
 @test "--overlap 10: the overlapping frames are dropped once, the finals are exact" {
+	matrix_pass
 	[ ! -f "$F/ov.rc" ] || { cat "$F/ov.err"; false; }
 	for t in 37 97 101; do check_final ov "t$t" "$t"; done
 	# chunks start 31 apart and repeat 10 frames of their predecessor; the
@@ -131,6 +151,7 @@ expected_x2() {
 }
 
 @test "after the finals are verified only the finals are left under --out" {
+	matrix_pass
 	run find "$F/o-c41" "$F/o-seg" "$F/o-prog" -type f
 	assert_success
 	refute_output --partial /videos/
@@ -145,6 +166,7 @@ expected_x2() {
 }
 
 @test "a rerun after cleanup renders nothing and joins nothing" {
+	matrix_pass
 	local before after
 	before=$(stat -c %Y.%s "$F"/o-c41/final/*.mp4 | sha256sum)
 	cd "$F"
