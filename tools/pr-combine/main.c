@@ -12,6 +12,7 @@
 
 #include "combine.h"
 #include "crash.h"
+#include "final.h"
 #include "lock.h"
 
 struct opts o = { .state = "state", .out = "out", .ids = -1 };
@@ -324,7 +325,7 @@ combine(struct video *v, bool *infra)
 	rec = final_record(v, &info, size, sha, ids);
 	pr_crash_point("published");
 	/* the record that lets a rerun (and pr-submit's cache) trust the final */
-	rec_path = pr_xasprintf("%s/%s/final.json", o.state, v->name);
+	rec_path = pr_final_path(o.state, v->name);
 	text = pr_json_print(rec, 0);
 	if (pr_file_write_atomic(rec_path, text, strlen(text)) < 0) {
 		pr_warn("%s: %s (intermediates kept)", rec_path, strerror(errno));

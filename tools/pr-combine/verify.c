@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "combine.h"
+#include "final.h"
 #include "frameid.h"
 
 /* Frames are read back this small: the code's cells stay 8 pixels wide. */
@@ -85,31 +86,20 @@ verify(struct video *v, const char *file, struct pr_video_info *info, bool *ids,
 cJSON *
 cached_final(struct video *v)
 {
-	char *path = pr_xasprintf("%s/%s/final.json", o.state, v->name);
-	struct pr_buf b = PR_BUF_INIT;
-	struct pr_json_error jerr;
+	cJSON *rec = pr_final_read(o.state, v->name);
+	const char *key, *sum, *rel;
 	char hex[PR_SHA256_HEX];
-	cJSON *rec = NULL;
-	const char *key, *sum, *rel, *st;
 
-	if (pr_file_read(path, 1 << 24, &b) < 0 || !(rec = pr_json_parse(b.data, b.len, &jerr, NULL)))
-		goto miss;
+	if (!rec)
+		return NULL;
 	key = pr_json_get_string(rec, "key");
 	sum = pr_json_get_string(rec, "sha256");
 	rel = pr_json_get_string(rec, "path");
-	st = pr_json_get_string(rec, "status");
-	if (!key || !sum || !rel || !st || strcmp(st, "success") != 0 ||
-	    strcmp(key, v->key) != 0 || strcmp(rel, v->final_rel) != 0)
-		goto miss;
-	if (pr_sha256_file(v->final, hex, NULL) < 0 || strcmp(hex, sum) != 0)
-		goto miss;
+	if (!key || !sum || !rel || strcmp(key, v->key) != 0 || strcmp(rel, v->final_rel) != 0 ||
+	    pr_sha256_file(v->final, hex, NULL) < 0 || strcmp(hex, sum) != 0) {
+		cJSON_Delete(rec);
+		return NULL;
+	}
 	pr_json_set(rec, "cached", pr_json_bool(true));
-	free(path);
-	pr_buf_free(&b);
 	return rec;
-miss:
-	cJSON_Delete(rec);
-	free(path);
-	pr_buf_free(&b);
-	return NULL;
 }

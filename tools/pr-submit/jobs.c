@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "final.h"
 #include "submit.h"
 
 static void bad(const char *name, size_t line, const char *fmt, ...)
@@ -319,18 +320,30 @@ files_intact(const struct run *R, const cJSON *files)
 	return true;
 }
 
-/* The success records of state/finals.jsonl (pr-combine's), read once. */
+/*
+ * pr-combine's success records, read once: each video's own
+ * STATE/VIDEO/final.json first, then those of state/finals.jsonl.
+ */
 static cJSON *
 read_finals(const struct run *R)
 {
 	char *path = pr_xasprintf("%s/finals.jsonl", R->o.state);
-	FILE *fp = fopen(path, "r");
 	cJSON *finals = pr_json_array(), *rec;
 	struct pr_jsonl in;
+	FILE *fp;
 
-	free(path);
-	if (!fp)
+	for (size_t i = 0; i < R->njobs; i++) {
+		size_t k;
+		for (k = 0; k < i && strcmp(R->jobs[k].video, R->jobs[i].video) != 0; k++)
+			;
+		if (k == i && (rec = pr_final_read(R->o.state, R->jobs[i].video)))
+			cJSON_AddItemToArray(finals, rec);
+	}
+	if (!(fp = fopen(path, "r"))) {
+		free(path);
 		return finals;
+	}
+	free(path);
 	pr_jsonl_open(&in, fp, "finals.jsonl");
 	while (pr_jsonl_next(&in, &rec) == 1) {
 		const char *st = pr_json_get_string(rec, "status");
@@ -344,45 +357,13 @@ read_finals(const struct run *R)
 	return finals;
 }
 
-/* pr-combine's record of the video's final, STATE/VIDEO/final.json
- * (written atomically, so it survives a finals.jsonl cut short), or NULL. */
-static cJSON *
-read_final(const struct run *R, const char *video)
-{
-	char *path = pr_xasprintf("%s/%s/final.json", R->o.state, video);
-	struct pr_buf b = PR_BUF_INIT;
-	struct pr_json_error jerr;
-	cJSON *rec = NULL;
-
-	if (pr_file_read(path, 1 << 24, &b) == 0)
-		rec = pr_json_parse(b.data, b.len, &jerr, NULL);
-	pr_buf_free(&b);
-	free(path);
-	return rec;
-}
-
-/* Whether the video's final is there and intact: then its jobs'
+/* Whether one of the video's finals is there and intact: then its jobs'
  * cleaned-up intermediates are not needed again. */
 static bool
 final_verified(const struct run *R, const cJSON *finals, const char *video)
 {
 	const cJSON *rec;
-	cJSON *own = read_final(R, video);
 
-	if (own) {
-		const char *st = pr_json_get_string(own, "status");
-		bool ok = false;
-		if (st && strcmp(st, "success") == 0) {
-			cJSON *one = pr_json_array();
-			cJSON_AddItemToArray(one, own);
-			ok = files_intact(R, one);
-			cJSON_Delete(one);
-		} else {
-			cJSON_Delete(own);
-		}
-		if (ok)
-			return true;
-	}
 	cJSON_ArrayForEach(rec, finals) {
 		const char *v = pr_json_get_string(rec, "video");
 		if (!v || strcmp(v, video) != 0)
@@ -391,7 +372,8 @@ final_verified(const struct run *R, const cJSON *finals, const char *video)
 		cJSON_AddItemToArray(one, pr_json_copy(rec));
 		bool ok = files_intact(R, one);
 		cJSON_Delete(one);
-		return ok;
+		if (ok)
+			return true;
 	}
 	return false;
 }
