@@ -1,5 +1,6 @@
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -109,8 +110,8 @@ write_all(int fd, const char *p, size_t len)
 	return 0;
 }
 
-int
-pr_file_write_atomic(const char *path, const void *data, size_t len)
+static int
+write_atomic(const char *path, const void *data, size_t len, bool secret)
 {
 	const char *slash = strrchr(path, '/');
 	char *dir, *tmp;
@@ -131,7 +132,7 @@ pr_file_write_atomic(const char *path, const void *data, size_t len)
 	/* mkstemp creates 0600; a state file should get the usual mode. */
 	mask = umask(0);
 	umask(mask);
-	if (fchmod(fd, 0666 & ~mask) < 0 || write_all(fd, data, len) < 0 ||
+	if ((!secret && fchmod(fd, 0666 & ~mask) < 0) || write_all(fd, data, len) < 0 ||
 	    fsync(fd) < 0) {
 		saved = errno;
 		close(fd);
@@ -159,6 +160,20 @@ fail:
 	free(dir);
 	errno = saved;
 	return -1;
+}
+
+int
+pr_file_write_atomic(const char *path, const void *data, size_t len)
+{
+	return write_atomic(path, data, len, false);
+}
+
+/* mkstemp's 0600 is kept: the file is never readable by others, not
+ * even for a moment. */
+int
+pr_file_write_secret(const char *path, const void *data, size_t len)
+{
+	return write_atomic(path, data, len, true);
 }
 
 int

@@ -14,6 +14,8 @@ int pr_file_read(const char *path, size_t max, struct pr_buf *b);
  * renames it over path, so a reader sees the old file or the whole new
  * one, never a part. Creates missing parent directories. */
 int pr_file_write_atomic(const char *path, const void *data, size_t len);
+/* The same, with mode 0600 whatever the umask (secrets: session URIs). */
+int pr_file_write_secret(const char *path, const void *data, size_t len);
 
 /* mkdir -p */
 int pr_mkdirs(const char *dir);

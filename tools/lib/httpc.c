@@ -150,6 +150,7 @@ void
 pr_http_response_free(struct pr_http_response *r)
 {
 	pr_buf_free(&r->body);
+	pr_buf_free(&r->headers);
 	r->status = 0;
 	r->err[0] = '\0';
 }
@@ -233,6 +234,7 @@ begin(struct pr_http_response *r)
 	r->status = 0;
 	r->err[0] = '\0';
 	pr_buf_reset(&r->body);
+	pr_buf_reset(&r->headers);
 	/* Callers may read body.data as a string after any call. */
 	pr_buf_add(&r->body, "", 0);
 }
@@ -295,14 +297,13 @@ fail_curl(struct pr_http *h, struct pr_http_response *r, const char *method,
 /* Resets the handle and sets what every call has. The caller adds its own
  * options, performs, and frees *url. */
 static void
-setup(struct pr_http *h, const char *path, char **url)
+setup_url(struct pr_http *h, const char *url)
 {
 	CURL *c = h->curl;
 
-	*url = pr_xasprintf("%s%s%s", h->base, path[0] == '/' ? "" : "/", path);
 	curl_easy_reset(c);
 	h->errbuf[0] = '\0';
-	curl_easy_setopt(c, CURLOPT_URL, *url);
+	curl_easy_setopt(c, CURLOPT_URL, url);
 	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, h->errbuf);
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
@@ -318,6 +319,13 @@ setup(struct pr_http *h, const char *path, char **url)
 	curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
 	curl_easy_setopt(c, CURLOPT_TCP_KEEPIDLE, 30L);
 	curl_easy_setopt(c, CURLOPT_TCP_KEEPINTVL, 15L);
+}
+
+static void
+setup(struct pr_http *h, const char *path, char **url)
+{
+	*url = pr_xasprintf("%s%s%s", h->base, path[0] == '/' ? "" : "/", path);
+	setup_url(h, *url);
 }
 
 static double
@@ -374,9 +382,26 @@ watchdog(void *data, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
 	return 0;
 }
 
-static CURLcode
-run(struct pr_http *h)
+/* Keeps the header lines of the last answer (a 100 Continue or a
+ * redirect starts a new one), up to a bound a sane server never nears. */
+static size_t
+header_line(char *p, size_t size, size_t n, void *data)
 {
+	struct pr_buf *b = data;
+
+	(void)size;
+	if (n >= 5 && memcmp(p, "HTTP/", 5) == 0)
+		pr_buf_reset(b);
+	if (b->len + n <= 65536)
+		pr_buf_add(b, p, n);
+	return n;
+}
+
+static CURLcode
+run(struct pr_http *h, struct pr_http_response *r)
+{
+	curl_easy_setopt(h->curl, CURLOPT_HEADERFUNCTION, header_line);
+	curl_easy_setopt(h->curl, CURLOPT_HEADERDATA, &r->headers);
 	h->connected = false;
 	h->stalled = false;
 	h->last_dl = h->last_ul = 0;
@@ -399,7 +424,7 @@ perform_collect(struct pr_http *h, const char *method, const char *url,
 
 	curl_easy_setopt(h->curl, CURLOPT_WRITEFUNCTION, collect);
 	curl_easy_setopt(h->curl, CURLOPT_WRITEDATA, &s);
-	rc = run(h);
+	rc = run(h, r);
 	curl_easy_getinfo(h->curl, CURLINFO_RESPONSE_CODE, &r->status);
 	if (s.too_large) {
 		pr_buf_reset(&r->body);
@@ -563,6 +588,155 @@ out:
 	return rc;
 }
 
+
+/* ---- general calls ---- */
+
+/* Where a call's body comes from: memory, or a range of a file read with
+ * pread, so the file's own offset is left alone and memory stays flat. */
+struct source {
+	const char *data;
+	int fd;
+	int64_t offset, len, pos;
+	int read_errno;
+};
+
+static size_t
+feed(char *p, size_t size, size_t n, void *data)
+{
+	struct source *s = data;
+	size_t want = size * n;
+	ssize_t got;
+
+	if ((int64_t)want > s->len - s->pos)
+		want = (size_t)(s->len - s->pos);
+	if (want == 0)
+		return 0;
+	if (s->data) {
+		memcpy(p, s->data + s->pos, want);
+		s->pos += (int64_t)want;
+		return want;
+	}
+	do
+		got = pread(s->fd, p, want, (off_t)(s->offset + s->pos));
+	while (got < 0 && errno == EINTR);
+	if (got <= 0) {
+		/* A file that shrank under us must not look like a short body
+		 * the server accepted. */
+		s->read_errno = got < 0 ? errno : EIO;
+		return CURL_READFUNC_ABORT;
+	}
+	s->pos += got;
+	return (size_t)got;
+}
+
+int
+pr_http_call(struct pr_http *h, const struct pr_http_call *c,
+    struct pr_http_response *r)
+{
+	struct sink s = { .curl = h->curl, .body = &r->body, .max = c->max, .fd = -1 };
+	struct source src = { .fd = -1 };
+	struct curl_slist *hdrs = NULL, *t;
+	const char *const *line;
+	const char *shown;
+	char *url;
+	CURLcode rc;
+	bool has_body = c->file || c->data || strcmp(c->method, "PUT") == 0 ||
+	    strcmp(c->method, "POST") == 0;
+	int ret = -1;
+
+	begin(r);
+	if (c->url) {
+		if (!is_http_url(c->path)) {
+			fail(r, c->method, c->shown ? c->shown : "(URL)", "not an http(s) URL");
+			return -1;
+		}
+		url = pr_xstrdup(c->path);
+		setup_url(h, url);
+	} else {
+		setup(h, c->path, &url);
+	}
+	shown = c->shown ? c->shown : url;
+	/* The stand-ins do not answer "Expect: 100-continue": never wait. */
+	if (!(hdrs = curl_slist_append(NULL, "Expect:")))
+		pr_die(PR_EXIT_INFRA, "out of memory (request headers)");
+	for (line = c->headers; line && *line; line++) {
+		if (!(t = curl_slist_append(hdrs, *line)))
+			pr_die(PR_EXIT_INFRA, "out of memory (request headers)");
+		hdrs = t;
+	}
+	curl_easy_setopt(h->curl, CURLOPT_HTTPHEADER, hdrs);
+	if (c->file) {
+		src.fd = c->file->fd;
+		src.offset = c->file->offset;
+		src.len = c->file->len;
+	} else if (c->data) {
+		src.data = c->data;
+		src.len = (int64_t)c->data_len;
+	}
+	if (strcmp(c->method, "GET") == 0) {
+		curl_easy_setopt(h->curl, CURLOPT_HTTPGET, 1L);
+	} else if (strcmp(c->method, "PUT") == 0) {
+		curl_easy_setopt(h->curl, CURLOPT_UPLOAD, 1L);
+		curl_easy_setopt(h->curl, CURLOPT_INFILESIZE_LARGE, (curl_off_t)src.len);
+	} else if (strcmp(c->method, "POST") == 0) {
+		curl_easy_setopt(h->curl, CURLOPT_POST, 1L);
+		curl_easy_setopt(h->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)src.len);
+	} else {
+		curl_easy_setopt(h->curl, CURLOPT_CUSTOMREQUEST, c->method);
+		if (has_body || src.len) {
+			curl_easy_setopt(h->curl, CURLOPT_UPLOAD, 1L);
+			curl_easy_setopt(h->curl, CURLOPT_INFILESIZE_LARGE, (curl_off_t)src.len);
+		}
+	}
+	if (has_body || src.len) {
+		curl_easy_setopt(h->curl, CURLOPT_READFUNCTION, feed);
+		curl_easy_setopt(h->curl, CURLOPT_READDATA, &src);
+	}
+	if (!c->idempotent)
+		no_resend(h);
+	curl_easy_setopt(h->curl, CURLOPT_WRITEFUNCTION, collect);
+	curl_easy_setopt(h->curl, CURLOPT_WRITEDATA, &s);
+	rc = run(h, r);
+	curl_easy_getinfo(h->curl, CURLINFO_RESPONSE_CODE, &r->status);
+	if (src.read_errno)
+		fail(r, c->method, shown, "reading the body: %s", strerror(src.read_errno));
+	else if (s.too_large) {
+		pr_buf_reset(&r->body);
+		fail(r, c->method, shown, "response larger than %zu bytes", c->max);
+	} else if (rc != CURLE_OK)
+		fail_curl(h, r, c->method, shown, rc);
+	else
+		ret = 0;
+	curl_slist_free_all(hdrs);
+	free(url);
+	return ret;
+}
+
+const char *
+pr_http_header(const struct pr_http_response *r, const char *name, char *buf,
+    size_t len)
+{
+	const char *p = r->headers.data, *end = p ? p + r->headers.len : NULL;
+	const char *eol, *v, *ve;
+	size_t nl = strlen(name);
+
+	for (; p && p < end; p = eol + 1) {
+		if (!(eol = memchr(p, '\n', (size_t)(end - p))))
+			eol = end;
+		if ((size_t)(eol - p) <= nl || p[nl] != ':' || strncasecmp(p, name, nl) != 0)
+			continue;
+		for (v = p + nl + 1; v < eol && (*v == ' ' || *v == '\t'); v++)
+			;
+		for (ve = eol; ve > v && (ve[-1] == '\r' || ve[-1] == ' ' || ve[-1] == '\t'); ve--)
+			;
+		if ((size_t)(ve - v) >= len)
+			return NULL;
+		memcpy(buf, v, (size_t)(ve - v));
+		buf[ve - v] = '\0';
+		return buf;
+	}
+	return NULL;
+}
 /* ---- downloads ---- */
 
 /* The process umask without changing it: umask() both reads and sets it,
@@ -636,7 +810,7 @@ pr_http_download(struct pr_http *h, const char *path, const char *dest,
 	curl_easy_setopt(h->curl, CURLOPT_HTTPGET, 1L);
 	curl_easy_setopt(h->curl, CURLOPT_WRITEFUNCTION, stream);
 	curl_easy_setopt(h->curl, CURLOPT_WRITEDATA, &s);
-	rc = run(h);
+	rc = run(h, r);
 	curl_easy_getinfo(h->curl, CURLINFO_RESPONSE_CODE, &r->status);
 	if (s.write_errno) {
 		fail(r, "GET", url, "writing %s: %s", tmp, strerror(s.write_errno));

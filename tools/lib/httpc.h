@@ -22,6 +22,7 @@ struct pr_http;
 struct pr_http_response {
 	long status;            /* HTTP status; 0 when none arrived */
 	struct pr_buf body;     /* the body (not for downloads) */
+	struct pr_buf headers;  /* the last answer's header lines (pr_http_header) */
 	char err[256];          /* after -1: what went wrong, one line */
 };
 
@@ -66,6 +67,40 @@ int pr_http_download(struct pr_http *h, const char *path, const char *dest,
 
 /* Percent-escaped for a query value. The caller frees it. */
 char *pr_http_escape(const char *s);
+
+/*
+ * A call for APIs the helpers above do not cover (Google Cloud Storage,
+ * OAuth token endpoints): any method, extra headers, a body from memory
+ * or from a range of a file (streamed, never read whole), and the
+ * answer's headers kept for pr_http_header(). Start it zeroed.
+ */
+struct pr_http_file {
+	int fd;
+	int64_t offset, len;
+};
+struct pr_http_call {
+	const char *method;            /* GET, POST, PUT, DELETE */
+	const char *path;              /* after the base, or a whole URL (url) */
+	bool url;                      /* path is a whole http(s) URL */
+	/* How messages name the URL when it is a secret (a GCS session URI
+	 * authorises whoever holds it); NULL: the URL itself. */
+	const char *shown;
+	const char *const *headers;    /* "Name: value" lines, NULL-ended */
+	const void *data;              /* a body in memory (data_len bytes) */
+	size_t data_len;
+	const struct pr_http_file *file; /* or a body from a file */
+	size_t max;                    /* the answer's body limit */
+	/* May go on a kept-alive connection, which libcurl may silently send
+	 * again: only for calls a repeat cannot harm. */
+	bool idempotent;
+};
+int pr_http_call(struct pr_http *h, const struct pr_http_call *c,
+    struct pr_http_response *r);
+
+/* The value of the answer's header name (any case), trimmed, in buf;
+ * NULL when the answer has none (or it does not fit). */
+const char *pr_http_header(const struct pr_http_response *r, const char *name,
+    char *buf, size_t len);
 
 void pr_http_response_free(struct pr_http_response *r);
 
