@@ -4,7 +4,8 @@
 
 load helper
 
-TOOLS=(pr-parse pr-plan pr-patch fake-comfyui fake-frameid)
+# Every tool: tools/NAME.c or the folder tools/NAME/.
+mapfile -t TOOLS < <(cd "$REPO/tools" && for f in pr-* fake-*; do echo "${f%.c}"; done)
 
 # Builds the whole project into this test's temp dir with CC=$1 and
 # prints everything make and the compiler said.

@@ -9,17 +9,6 @@ need_captures() {
 	[ -d "$CAPTURES" ] || skip "no ../shared/reference/comfyui-captures beside the repository"
 }
 
-# wait_for 'CONDITION' [SECONDS]: polls a shell condition every 20 ms.
-wait_for() {
-	local cond=$1 limit=${2:-10} i
-	for ((i = 0; i < limit * 50; i++)); do
-		eval "$cond" && return 0
-		sleep 0.02
-	done
-	echo "timed out waiting for: $cond" >&2
-	return 1
-}
-
 # start_comfy [OPTIONS...]: sets COMFY (the base URL), COMFY_PORT,
 # COMFY_ROOT and COMFY_PID.
 start_comfy() {

@@ -56,3 +56,14 @@ render_job() {
 	                                       keep_from: 0, keep_to: 97} else {} end)
 	            + $extra)}'
 }
+
+# wait_for 'CONDITION' [SECONDS]: polls a shell condition every 20 ms.
+wait_for() {
+	local cond=$1 limit=${2:-10} i
+	for ((i = 0; i < limit * 50; i++)); do
+		eval "$cond" && return 0
+		sleep 0.02
+	done
+	echo "timed out waiting for: $cond" >&2
+	return 1
+}
