@@ -123,6 +123,7 @@ check: all asan
 # points. Ends with "N passed, N failed, N skipped".
 check-slow: all
 	@KILL_SEEDS=25 tests/run --bin $(B) tests/submit-kill.bats
+	@UPLOAD_MIB=300 tests/run --bin $(B) tests/upload.bats
 
 check-asan: asan
 	@tests/run --san-bin $(ASAN_B)

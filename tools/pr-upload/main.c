@@ -542,6 +542,7 @@ main(int argc, char **argv)
 		cJSON_Delete(rec);
 	}
 	pr_stdout_close();
+	pr_buf_free(&outb);
 	for (i = 0; i < n; i++)
 		free(items[i].path);
 	free(items);
