@@ -162,7 +162,8 @@ runs() {
 	       and (.fullpath | endswith("/output/prompt-runner/clip/job_002_00001.mp4"))' <<< "$output"
 	[ -f "$COMFY_ROOT/output/prompt-runner/clip/job_002_00001.png" ]
 	# the same prefix again, with a change so nothing is cached: _00002
-	job=$(sed -n 2p jobs.jsonl | jq -c '.workflow["54"].inputs.seed = 7 | .collect[0].path = "again.mp4"')
+	# (a new id, so run_job waits for this prompt's history, not the first one's)
+	job=$(sed -n 2p jobs.jsonl | jq -c '.id = "clip/again" | .workflow["54"].inputs.seed = 7 | .collect[0].path = "again.mp4"')
 	run_job "$job" > /dev/null
 	[ -f "$COMFY_ROOT/output/prompt-runner/clip/job_002_00002.mp4" ]
 }

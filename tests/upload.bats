@@ -269,6 +269,8 @@ sa_key() {
 # Every file the test captured, for secret hunting.
 captured() {
 	cat "$BATS_TEST_TMPDIR"/*.jsonl "$BATS_TEST_TMPDIR"/*.err "$BATS_TEST_TMPDIR"/gcs.out 2>/dev/null
+	# The state folder too, but for the sessions kept on purpose (0600).
+	find state -type f ! -path 'state/upload-sessions/*' -exec cat {} +
 	curl -sf "$GCS/fake/log"
 }
 

@@ -505,7 +505,7 @@ node_fail(struct node_ctx *N, const char *type, const char *fmt, ...)
 static int
 wait_some(struct run *R, double seconds, bool check_interrupt)
 {
-	double end = now() + seconds, left;
+	double end = pr_monotonic() + seconds, left;
 	struct timespec ts;
 	bool dead, stop;
 
@@ -522,7 +522,7 @@ wait_some(struct run *R, double seconds, bool check_interrupt)
 			R->interrupted = true;
 			return -1;
 		}
-		left = end - now();
+		left = end - pr_monotonic();
 		if (left <= 0)
 			return 0;
 		if (left > 0.02)
@@ -596,7 +596,7 @@ node_load_model(struct node_ctx *N, const char *name)
 		free(S.loaded_model);
 		S.loaded_model = pr_xstrdup(name);
 		rec = pr_json_object();
-		pr_json_set(rec, "t", cJSON_CreateNumber(now() - S.t0));
+		pr_json_set(rec, "t", cJSON_CreateNumber(pr_monotonic() - S.t0));
 		pr_json_set_string(rec, "model", name);
 		pr_json_set_string(rec, "prompt_id", R->it->prompt_id);
 		cJSON_AddItemToArray(S.loads, rec);
@@ -980,7 +980,7 @@ execute(struct item *it, unsigned gen)
 	pr_json_set_string(R.log, "prompt_id", it->prompt_id);
 	pr_json_set(R.log, "number", pr_json_number_text(it->number_text));
 	pr_json_set(R.log, "client_id", it->client_id ? pr_json_string(it->client_id) : cJSON_CreateNull());
-	pr_json_set(R.log, "start", cJSON_CreateNumber(now() - S.t0));
+	pr_json_set(R.log, "start", cJSON_CreateNumber(pr_monotonic() - S.t0));
 	pr_json_set(R.log, "read", pr_json_array());
 	pr_json_set(R.log, "wrote", pr_json_array());
 
@@ -1048,7 +1048,7 @@ execute(struct item *it, unsigned gen)
 	pthread_mutex_lock(&S.lock);
 	if (out != ABORTED && alive(&R))
 		history_put(it->prompt_id, history_entry(&R, status, out == RAN));
-	pr_json_set(R.log, "end", cJSON_CreateNumber(now() - S.t0));
+	pr_json_set(R.log, "end", cJSON_CreateNumber(pr_monotonic() - S.t0));
 	pr_json_set_string(R.log, "status", out == RAN ? "success" : out == FAILED ? "error" :
 	    out == INTERRUPTED ? "interrupted" : "lost");
 	pr_json_set(R.log, "executed", pr_json_copy(R.executed));
@@ -1088,7 +1088,7 @@ worker_main(void *arg)
 	(void)arg;
 	pthread_mutex_lock(&S.lock);
 	while (!S.stop) {
-		it = now() >= S.down_until ? queue_pop() : NULL;
+		it = pr_monotonic() >= S.down_until ? queue_pop() : NULL;
 		if (!it) {
 			clock_gettime(CLOCK_REALTIME, &ts);
 			ts.tv_nsec += 50000000;

@@ -97,7 +97,6 @@ struct server {
 
 extern struct server S;
 
-double now(void);           /* monotonic seconds */
 int64_t wall_ms(void);      /* epoch milliseconds, ComfyUI's timestamps */
 
 void state_init(void);

@@ -163,7 +163,7 @@ faults_tick(void)
 		if (!pr_json_get(f, "at"))
 			continue;
 		at = strtod(pr_json_get(f, "at")->valuestring, NULL);
-		if (now() - S.t0 < at)
+		if (pr_monotonic() - S.t0 < at)
 			continue;
 		hit = fire(f);
 		kind = pr_json_get_string(hit, "kind");

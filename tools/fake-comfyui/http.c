@@ -128,7 +128,7 @@ server_down(void)
 	bool down;
 
 	pthread_mutex_lock(&S.lock);
-	down = now() < S.down_until;
+	down = pr_monotonic() < S.down_until;
 	pthread_mutex_unlock(&S.lock);
 	return down;
 }
@@ -149,7 +149,7 @@ log_post(struct pss *p)
 	struct pr_json_error e;
 	cJSON *body;
 
-	pr_json_set(rec, "t", cJSON_CreateNumber(now() - S.t0));
+	pr_json_set(rec, "t", cJSON_CreateNumber(pr_monotonic() - S.t0));
 	pr_json_set_string(rec, "path", p->path);
 	body = p->body.len ? pr_json_parse(p->body.data, p->body.len, &e, NULL) : NULL;
 	if (body)

@@ -78,31 +78,6 @@ seconds_option(const char *name, const char *arg)
 	return v;
 }
 
-/* temp/ is wiped at every start, as ComfyUI does. */
-static void
-wipe(const char *dir)
-{
-	struct dirent *de;
-	char path[4096];
-	struct stat st;
-	DIR *d;
-
-	if (!(d = opendir(dir)))
-		return;
-	while ((de = readdir(d))) {
-		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-			continue;
-		snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
-		if (lstat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
-			wipe(path);
-			rmdir(path);
-		} else {
-			unlink(path);
-		}
-	}
-	closedir(d);
-}
-
 static void
 prepare_root(const char *root)
 {
@@ -120,7 +95,7 @@ prepare_root(const char *root)
 			pr_die(PR_EXIT_INFRA, "%s: %s", path, strerror(errno));
 	}
 	snprintf(path, sizeof path, "%s/temp", S.set.root);
-	wipe(path);
+	pr_empty_dir(path);
 }
 
 static void

@@ -11,15 +11,6 @@ struct server S = {
 	.wake = PTHREAD_COND_INITIALIZER,
 };
 
-double
-now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 int64_t
 wall_ms(void)
 {
@@ -37,7 +28,7 @@ state_init(void)
 	S.runs = pr_json_array();
 	S.loads = pr_json_array();
 	S.faults = pr_json_array();
-	S.t0 = now();
+	S.t0 = pr_monotonic();
 }
 
 /* ComfyUI's heap orders (number, prompt_id). */
@@ -141,7 +132,7 @@ server_restart(double down)
 	S.free_memory = true;      /* the cache goes too */
 	free(S.loaded_model);
 	S.loaded_model = NULL;
-	S.down_until = now() + down;
+	S.down_until = pr_monotonic() + down;
 	ws_drop(NULL);
 	pthread_cond_signal(&S.wake);
 }

@@ -94,8 +94,6 @@ void fail_set(struct fail *f, int code, const char *reason, const char *fmt, ...
 
 /* ---- main.c ---- */
 
-double mono(void);                  /* monotonic seconds */
-double wall(void);                  /* epoch seconds, sub-second */
 /* Sleeps, waking early when the server stops. */
 void nap(double seconds);
 /* n random bytes from /dev/urandom, as base64url: out holds 4n/3+2. */

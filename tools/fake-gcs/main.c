@@ -88,24 +88,6 @@ fail_set(struct fail *f, int code, const char *reason, const char *fmt, ...)
 	va_end(ap);
 }
 
-double
-mono(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-double
-wall(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 void
 nap(double seconds)
 {
@@ -161,31 +143,6 @@ seconds_option(const char *name, const char *arg)
 	return (long long)v;
 }
 
-/* Sessions and temporary files do not outlive the server. */
-static void
-wipe(const char *dir)
-{
-	struct dirent *de;
-	char path[4096];
-	struct stat st;
-	DIR *d;
-
-	if (!(d = opendir(dir)))
-		return;
-	while ((de = readdir(d))) {
-		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-			continue;
-		snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
-		if (lstat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
-			wipe(path);
-			rmdir(path);
-		} else {
-			unlink(path);
-		}
-	}
-	closedir(d);
-}
-
 static void
 prepare_root(const char *root, char **buckets, size_t nbuckets)
 {
@@ -203,7 +160,7 @@ prepare_root(const char *root, char **buckets, size_t nbuckets)
 		if (pr_mkdirs(path) < 0)
 			pr_die(PR_EXIT_INFRA, "%s: %s", path, strerror(errno));
 		if (i > 0)
-			wipe(path);
+			pr_empty_dir(path);
 	}
 	for (i = 0; i < nbuckets; i++) {
 		if ((why = bucket_problem(buckets[i])))
@@ -425,9 +382,9 @@ cleanup(void)
 	cJSON_Delete(S.log);
 	S.log = NULL;
 	snprintf(path, sizeof path, "%s/.sessions", S.set.root);
-	wipe(path);
+	pr_empty_dir(path);
 	snprintf(path, sizeof path, "%s/.tmp", S.set.root);
-	wipe(path);
+	pr_empty_dir(path);
 	EVP_PKEY_free(S.set.pubkey);
 	free(S.set.tokens);
 	free(S.set.base);
@@ -445,7 +402,7 @@ main(int argc, char **argv)
 	int lfd, n;
 
 	pr_init(argv[0]);
-	S.t0 = mono();
+	S.t0 = pr_monotonic();
 	S.log = pr_json_array();
 	S.set.token_ttl = 3599;
 	S.set.session_ttl = 604800;

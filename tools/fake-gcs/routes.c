@@ -486,7 +486,7 @@ void
 route(struct req *r)
 {
 	struct target t = { 0 };
-	double t0 = mono() - S.t0;
+	double t0 = pr_monotonic() - S.t0;
 	bool body_method;
 
 	if (strcmp(r->path, "/fake") == 0 || strncmp(r->path, "/fake/", 6) == 0) {

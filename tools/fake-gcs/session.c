@@ -70,7 +70,7 @@ session_create(struct objspec *o, long long total, char id[64], struct fail *f)
 	s->o = *o;
 	memset(o, 0, sizeof *o);
 	s->total = total;
-	s->born = mono();
+	s->born = pr_monotonic();
 	memcpy(id, s->id, sizeof s->id);
 	pthread_mutex_lock(&S.lock);
 	s->next = S.sessions;
@@ -85,7 +85,7 @@ static void
 purge(void)
 {
 	struct session **pp, *s;
-	double now = mono();
+	double now = pr_monotonic();
 
 	for (pp = &S.sessions; (s = *pp);) {
 		if (now - s->born < (double)S.set.session_ttl) {

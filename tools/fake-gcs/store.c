@@ -197,7 +197,7 @@ store_resource(const cJSON *side)
 static int64_t
 next_generation(void)
 {
-	int64_t g = (int64_t)(wall() * 1e6);
+	int64_t g = (int64_t)(pr_wall() * 1e6);
 
 	if (g <= S.last_gen)
 		g = S.last_gen + 1;
@@ -254,7 +254,7 @@ store_commit(const struct objspec *o, const char *tmp, uint32_t crc,
 
 	pr_crc32c_base64(crc, crc_b64);
 	md5_base64(md5, md5_b64);
-	rfc3339(wall(), when);
+	rfc3339(pr_wall(), when);
 	side = pr_json_object();
 	pr_json_set_string(side, "bucket", o->bucket);
 	pr_json_set_string(side, "name", o->name);

@@ -77,7 +77,7 @@ token_ok(const char *tok)
 
 	pthread_mutex_lock(&S.lock);
 	if ((t = find(tok)))
-		ok = !t->revoked && (t->expires == 0 || wall() < t->expires);
+		ok = !t->revoked && (t->expires == 0 || pr_wall() < t->expires);
 	else
 		ok = is_static(tok);
 	pthread_mutex_unlock(&S.lock);
@@ -108,7 +108,7 @@ issue(void)
 {
 	struct token **pp, *t, *n;
 	char id[64];
-	double now = wall();
+	double now = pr_wall();
 	cJSON *a = pr_json_object();
 
 	random_id(id, 30);

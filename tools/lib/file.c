@@ -1,3 +1,4 @@
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdbool.h>
@@ -182,4 +183,32 @@ pr_file_exists(const char *path)
 	struct stat st;
 
 	return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+/* Best effort: what cannot be removed stays, and the caller's next step
+ * (creating files there) reports the real problem. Symbolic links are
+ * removed, never followed. */
+void
+pr_empty_dir(const char *dir)
+{
+	struct dirent *de;
+	struct stat st;
+	char *path;
+	DIR *d;
+
+	if (!(d = opendir(dir)))
+		return;
+	while ((de = readdir(d))) {
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		path = pr_xasprintf("%s/%s", dir, de->d_name);
+		if (lstat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+			pr_empty_dir(path);
+			rmdir(path);
+		} else {
+			unlink(path);
+		}
+		free(path);
+	}
+	closedir(d);
 }

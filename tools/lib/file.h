@@ -17,6 +17,8 @@ int pr_file_write_atomic(const char *path, const void *data, size_t len);
 /* The same, with mode 0600 whatever the umask (secrets: session URIs). */
 int pr_file_write_secret(const char *path, const void *data, size_t len);
 
+/* Removes everything inside dir, keeping dir itself. */
+void pr_empty_dir(const char *dir);
 /* mkdir -p */
 int pr_mkdirs(const char *dir);
 

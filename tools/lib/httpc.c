@@ -30,6 +30,7 @@
 
 #include <curl/curl.h>
 
+#include "clock.h"
 #include "err.h"
 #include "file.h"
 #include "httpc.h"
@@ -328,15 +329,6 @@ setup(struct pr_http *h, const char *path, char **url)
 	setup_url(h, *url);
 }
 
-static double
-now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /* Called when a connection is ready (new or reused), before the request
  * goes out: from here on, silence counts as a stall. */
 static int
@@ -346,7 +338,7 @@ on_connected(void *data, char *ip, char *local_ip, int port, int local_port)
 
 	(void)ip, (void)local_ip, (void)port, (void)local_port;
 	h->connected = true;
-	h->moved_at = now();
+	h->moved_at = pr_monotonic();
 	return CURL_PREREQFUNC_OK;
 }
 
@@ -368,7 +360,7 @@ watchdog(void *data, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
 	(void)dltotal, (void)ultotal;
 	if (!h->connected)
 		return 0;
-	t = now();
+	t = pr_monotonic();
 	if (dlnow != h->last_dl || ulnow != h->last_ul) {
 		h->last_dl = dlnow;
 		h->last_ul = ulnow;
@@ -405,7 +397,7 @@ run(struct pr_http *h, struct pr_http_response *r)
 	h->connected = false;
 	h->stalled = false;
 	h->last_dl = h->last_ul = 0;
-	h->moved_at = now();
+	h->moved_at = pr_monotonic();
 	curl_easy_setopt(h->curl, CURLOPT_PREREQFUNCTION, on_connected);
 	curl_easy_setopt(h->curl, CURLOPT_PREREQDATA, h);
 	curl_easy_setopt(h->curl, CURLOPT_XFERINFOFUNCTION, watchdog);

@@ -4,6 +4,7 @@
 
 #include "buf.h"
 #include "cli.h"
+#include "clock.h"
 #include "err.h"
 #include "file.h"
 #include "frameid.h"

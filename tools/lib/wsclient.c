@@ -17,6 +17,7 @@
 
 #include <libwebsockets.h>
 
+#include "clock.h"
 #include "buf.h"
 #include "err.h"
 #include "json.h"
@@ -75,15 +76,6 @@ struct pr_ws {
 	struct msg *head, *tail;
 };
 
-static double
-now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static void
 set_state(struct pr_ws *w, enum pr_ws_state s)
 {
@@ -125,7 +117,7 @@ lost(struct pr_ws *w)
 		else
 			snprintf(why, sizeof why, "closed by peer");
 		go_down(w, why);
-	} else if (now() - w->last_valid >=
+	} else if (pr_monotonic() - w->last_valid >=
 	    (double)w->ctx->retry.secs_since_valid_hangup - 0.2) {
 		/* lws hangs up by itself secs_since_valid_hangup after the last
 		 * PONG and tells us nothing but CLIENT_CLOSED; a socket quiet
@@ -241,7 +233,7 @@ callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in
 	case LWS_CALLBACK_CLIENT_ESTABLISHED:
 		w->wsi = wsi;
 		w->connections++;
-		w->last_valid = now();
+		w->last_valid = pr_monotonic();
 		set_state(w, PR_WS_UP);
 		return 0;
 	case LWS_CALLBACK_CLIENT_RECEIVE:
@@ -250,7 +242,7 @@ callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in
 		return 0;
 	case LWS_CALLBACK_CLIENT_RECEIVE_PONG:
 		/* The only thing lws counts as proof of life. */
-		w->last_valid = now();
+		w->last_valid = pr_monotonic();
 		return 0;
 	case LWS_CALLBACK_CLIENT_WRITEABLE:
 		if (!w->want_close)

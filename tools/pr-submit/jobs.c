@@ -496,7 +496,7 @@ job_fail(struct run *R, struct job *j, cJSON *error, bool journal)
 	j->state = JOB_FAILED;
 	cJSON_Delete(j->error);
 	j->error = error;
-	j->t_finished = now_seconds();
+	j->t_finished = pr_wall();
 	if (journal) {
 		cJSON *ev = pr_json_object();
 		pr_json_set_string(ev, "ev", "failed");

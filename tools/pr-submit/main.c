@@ -233,7 +233,7 @@ main(int argc, char **argv)
 	pr_init(argv[0]);
 	parse_options(argc, argv, &R.o, &urls, &nurls);
 	signals();
-	R.t0 = now_seconds();
+	R.t0 = pr_wall();
 	R.tty = isatty(2);
 	srand((unsigned)time(NULL) ^ (unsigned)getpid());
 	make_uuid(R.client_id);

@@ -12,15 +12,6 @@
 
 static int live_lines;     /* lines of the live display now on screen */
 
-double
-now_seconds(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 void
 pause_for(double seconds)
 {
@@ -47,7 +38,7 @@ progress_event(struct run *R, struct job *j, const char *ev, cJSON *extra)
 	if (R->events) {
 		cJSON *e = pr_json_object();
 		char t[32];
-		snprintf(t, sizeof t, "%.3f", now_seconds());
+		snprintf(t, sizeof t, "%.3f", pr_wall());
 		pr_json_set(e, "t", pr_json_number_text(t));
 		pr_json_set_string(e, "ev", ev);
 		pr_json_set_string(e, "job", j->id);
@@ -96,7 +87,7 @@ counts(const struct run *R, size_t *done, size_t *failed, size_t *running)
 void
 progress_tick(struct run *R, bool force)
 {
-	double now = now_seconds();
+	double now = pr_wall();
 	size_t done, failed, running;
 
 	if (!force && now < R->next_status)

@@ -83,7 +83,7 @@ post_prompt(struct run *R, struct job *j)
 		    rc < 0 ? r.err : r.status == 200 || r.status == 400 ? "answer is not JSON" :
 		    "server error");
 		j->uncertain = true;
-		j->retry_at = now_seconds() + backoff(j->failures++);
+		j->retry_at = pr_wall() + backoff(j->failures++);
 		j->missing_since = 0;
 		s->next_poll = j->retry_at;
 		pr_http_response_free(&r);
@@ -131,7 +131,7 @@ post_prompt(struct run *R, struct job *j)
 	}
 	cJSON_Delete(ans);
 	pr_crash_point("accepted");
-	j->t_submitted = now_seconds();
+	j->t_submitted = pr_wall();
 	progress_event(R, j, "submitted", NULL);
 }
 
@@ -165,7 +165,7 @@ submit_job(struct run *R, struct job *j, struct server *s)
 		if (rc < 0) {
 			if (transient && j->failures < 8) {
 				pr_warn("%s: staging %s: %s (trying again)", j->id, as, err);
-				j->retry_at = now_seconds() + backoff(j->failures++);
+				j->retry_at = pr_wall() + backoff(j->failures++);
 			} else {
 				job_fail(R, j, job_error(NULL, NULL, NULL, "staging %s: %s", as, err), true);
 			}
@@ -209,7 +209,7 @@ finish_job(struct run *R, struct job *j, const cJSON *entry)
 	cJSON *error = NULL;
 	bool transient;
 
-	j->t_finished = now_seconds();
+	j->t_finished = pr_wall();
 	if (!j->t_started)
 		j->t_started = j->t_finished;
 	R->executed++;
@@ -227,7 +227,7 @@ finish_job(struct run *R, struct job *j, const cJSON *entry)
 			return;
 		}
 		pr_crash_point("collected");
-		j->t_collected = now_seconds();
+		j->t_collected = pr_wall();
 		j->srv->inflight--;
 		j->state = JOB_DONE;
 		cJSON *ev = ev_new("done", j);
@@ -289,7 +289,7 @@ history(struct server *s, const char *pid, cJSON **entry)
 static void
 server_down(struct run *R, struct server *s, const char *why)
 {
-	double now = now_seconds();
+	double now = pr_wall();
 
 	if (!s->down_since) {
 		s->down_since = now;
@@ -317,7 +317,7 @@ poll_server(struct run *R, struct server *s)
 {
 	cJSON *running, *pending;
 	char err[512];
-	double now = now_seconds();
+	double now = pr_wall();
 	bool any = false;
 
 	for (size_t i = 0; i < R->njobs; i++)
@@ -402,7 +402,7 @@ on_message(struct run *R, struct server *s, const cJSON *msg)
 	const char *type = pr_json_get_string(msg, "type");
 	const cJSON *data = pr_json_get(msg, "data");
 	struct job *j = job_by_prompt(R, pr_json_get_string(data, "prompt_id"));
-	double now = now_seconds();
+	double now = pr_wall();
 
 	if (!type || !j || j->srv != s)
 		return;
@@ -447,7 +447,7 @@ on_message(struct run *R, struct server *s, const cJSON *msg)
 static void
 service_sockets(struct run *R)
 {
-	double now = now_seconds();
+	double now = pr_wall();
 
 	for (size_t i = 0; i < R->nservers; i++) {
 		struct server *s = &R->servers[i];
@@ -498,7 +498,7 @@ finish_ended(struct run *R)
 			finish_job(R, j, entry);
 			cJSON_Delete(entry);
 		} else {
-			j->srv->next_poll = now_seconds() + 0.5;
+			j->srv->next_poll = pr_wall() + 0.5;
 		}
 	}
 }
@@ -506,7 +506,7 @@ finish_ended(struct run *R)
 static void
 check_timeouts(struct run *R)
 {
-	double now = now_seconds();
+	double now = pr_wall();
 
 	for (size_t i = 0; i < R->njobs; i++) {
 		struct job *j = &R->jobs[i];
@@ -565,7 +565,7 @@ skip_dependants(struct run *R)
 static void
 submit_ready(struct run *R)
 {
-	double now = now_seconds();
+	double now = pr_wall();
 
 	for (size_t k = 0; k < R->nservers; k++) {
 		struct server *s = &R->servers[k];
@@ -649,7 +649,7 @@ run_loop(struct run *R)
 	for (size_t i = 0; i < R->nservers; i++)
 		if (R->servers[i].ws)
 			pr_ws_close(R->servers[i].ws);
-	for (double until = now_seconds() + 2; now_seconds() < until;) {
+	for (double until = pr_wall() + 2; pr_wall() < until;) {
 		bool open = false;
 		for (size_t i = 0; i < R->nservers; i++)
 			open |= R->servers[i].ws && pr_ws_state(R->servers[i].ws) != PR_WS_DOWN;

@@ -57,7 +57,7 @@ server_get_json(struct server *s, const char *path, long *status, char *err,
 int
 server_start(struct server *s, double wait, char *err, size_t errlen)
 {
-	double deadline = now_seconds() + wait, pause = 0.25;
+	double deadline = pr_wall() + wait, pause = 0.25;
 	long status;
 	cJSON *v;
 
@@ -69,7 +69,7 @@ server_start(struct server *s, double wait, char *err, size_t errlen)
 	 * node has loaded. */
 	for (;;) {
 		v = server_get_json(s, "/system_stats", &status, err, errlen);
-		if (v || status || now_seconds() + pause > deadline || stop_signal)
+		if (v || status || pr_wall() + pause > deadline || stop_signal)
 			break;
 		pause_for(pause);
 		if (pause < 2)

@@ -161,7 +161,6 @@ int verify_file(const char *path, const char *role, long min_frames,
     char *err, size_t errlen);
 
 /* progress.c */
-double now_seconds(void);
 void pause_for(double seconds);
 void progress_event(struct run *R, struct job *j, const char *ev, cJSON *extra);
 void progress_tick(struct run *R, bool force);

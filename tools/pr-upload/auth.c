@@ -19,7 +19,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "upload.h"
 
@@ -42,15 +41,6 @@ struct auth {
 	double lifetime;
 	int fetches;
 };
-
-static double
-wall(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static const char *const names[] = {
 	[ANONYMOUS] = "no credentials (emulator)",
@@ -180,7 +170,7 @@ take_token(struct auth *a, const struct pr_http_response *r, const char *from,
 	if (pr_json_to_i64(pr_json_get(j, "expires_in"), &ttl) < 0 || ttl <= 0)
 		ttl = COMMAND_LIFETIME;
 	a->lifetime = (double)ttl;
-	a->expires = wall() + (double)ttl;
+	a->expires = pr_wall() + (double)ttl;
 	a->fetches++;
 	cJSON_Delete(j);
 	return 0;
@@ -216,7 +206,7 @@ fetch_with_key(struct auth *a, char *err, size_t len)
 	struct retry t;
 	int rc = -1, got;
 
-	if (!(jwt = jwt_assertion(a->key, SCOPE, (long)wall(), &uri, why, sizeof why))) {
+	if (!(jwt = jwt_assertion(a->key, SCOPE, (long)pr_wall(), &uri, why, sizeof why))) {
 		snprintf(err, len, "%s: %s", names[a->source], why);
 		return -1;
 	}
@@ -315,7 +305,7 @@ fetch_from_command(struct auth *a, char *err, size_t len)
 	free(a->token);
 	a->token = pr_xstrndup(out.data, n);
 	a->lifetime = COMMAND_LIFETIME;
-	a->expires = wall() + COMMAND_LIFETIME;
+	a->expires = pr_wall() + COMMAND_LIFETIME;
 	a->fetches++;
 	pr_buf_free(&out);
 	pr_buf_free(&cerr);
@@ -329,7 +319,7 @@ stale(const struct auth *a)
 {
 	double margin = a->lifetime / 2 < 300 ? a->lifetime / 2 : 300;
 
-	return !a->token || (a->expires > 0 && wall() > a->expires - margin);
+	return !a->token || (a->expires > 0 && pr_wall() > a->expires - margin);
 }
 
 int

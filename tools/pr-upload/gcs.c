@@ -112,6 +112,30 @@ parse_object(const struct pr_http_response *r, struct object *obj, char *err,
 	return 0;
 }
 
+/*
+ * Sends c again after no answer, 408, 429 or 5xx, until another answer or
+ * the time allowed runs out: 0 with the last answer in r, or -1 with err
+ * (no answer at all, or no token). body: bytes each try sends, counted.
+ */
+static int
+send_retrying(struct gcs *g, struct pr_http_call *c, int64_t body,
+    struct pr_http_response *r, char *err, size_t len)
+{
+	struct retry t;
+	bool auth_failed;
+	int got;
+
+	retry_start(&t);
+	for (;;) {
+		g->sent += body;
+		got = send_call(g, c, r, &auth_failed, err, len);
+		if (auth_failed)
+			return -1;
+		if (!retry_worth(got, r->status) || !retry_wait(&t, r))
+			return got;
+	}
+}
+
 int
 gcs_stat(struct gcs *g, const char *bucket, const char *object, struct object *obj,
     char *err, size_t len)
@@ -121,30 +145,17 @@ gcs_stat(struct gcs *g, const char *bucket, const char *object, struct object *o
 	char *path = pr_xasprintf("/storage/v1/b/%s/o/%s", eb, eo);
 	struct pr_http_call c = { .method = "GET", .path = path, .max = ANSWER_MAX,
 	    .idempotent = true };
-	struct retry t;
-	bool auth_failed;
-	int rc = -1, got;
+	int rc = -1;
 
 	memset(obj, 0, sizeof *obj);
-	retry_start(&t);
-	for (;;) {
-		got = send_call(g, &c, &r, &auth_failed, err, len);
-		if (auth_failed)
-			break;
-		if (got == 0 && r.status == 200) {
-			rc = parse_object(&r, obj, err, len);
-			break;
-		}
-		if (got == 0 && r.status == 404) {
-			rc = 0;
-			break;
-		}
-		if (!retry_worth(got, r.status) || !retry_wait(&t, &r)) {
-			if (got == 0)
-				refused(&r, "object metadata", err, len);
-			break;
-		}
-	}
+	if (send_retrying(g, &c, 0, &r, err, len) < 0)
+		;
+	else if (r.status == 200)
+		rc = parse_object(&r, obj, err, len);
+	else if (r.status == 404)
+		rc = 0;
+	else
+		refused(&r, "object metadata", err, len);
 	pr_http_response_free(&r);
 	free(path);
 	free(eo);
@@ -180,9 +191,7 @@ upload_multipart(struct gcs *g, const struct upload *u, struct object *obj,
 	struct pr_http_call c = { .method = "POST", .path = path, .headers = hdrs,
 	    .max = ANSWER_MAX };
 	cJSON *m = metadata(u);
-	struct retry t;
-	bool auth_failed;
-	int rc = -1, got;
+	int rc = -1;
 
 	snprintf(type, sizeof type, "Content-Type: multipart/related; boundary=%s", boundary);
 	if (pr_file_read(u->local, (size_t)o.threshold + 1, &data) < 0) {
@@ -201,26 +210,14 @@ upload_multipart(struct gcs *g, const struct upload *u, struct object *obj,
 	pr_buf_printf(&body, "\r\n--%s--\r\n", boundary);
 	c.data = body.data;
 	c.data_len = body.len;
-	retry_start(&t);
-	for (;;) {
-		g->sent += u->id.size;
-		got = send_call(g, &c, &r, &auth_failed, err, len);
-		if (auth_failed)
-			break;
-		if (got == 0 && ok(r.status)) {
-			rc = parse_object(&r, obj, err, len);
-			break;
-		}
-		if (got == 0 && r.status == 412) {
-			*moved = true;
-			refused(&r, "upload", err, len);
-			break;
-		}
-		if (!retry_worth(got, r.status) || !retry_wait(&t, &r)) {
-			if (got == 0)
-				refused(&r, "upload", err, len);
-			break;
-		}
+	/* A retry after a lost answer cannot write twice: ifGenerationMatch. */
+	if (send_retrying(g, &c, u->id.size, &r, err, len) < 0)
+		goto out;
+	if (ok(r.status)) {
+		rc = parse_object(&r, obj, err, len);
+	} else {
+		*moved = r.status == 412;
+		refused(&r, "upload", err, len);
 	}
 out:
 	cJSON_Delete(m);
@@ -249,41 +246,26 @@ initiate(struct gcs *g, const struct upload *u, char **uri, bool *moved, char *e
 	    .max = ANSWER_MAX };
 	struct pr_buf body = PR_BUF_INIT;
 	cJSON *m = metadata(u);
-	struct retry t;
-	bool auth_failed;
-	int rc = -1, got;
+	int rc = -1;
 
 	snprintf(xtype, sizeof xtype, "X-Upload-Content-Type: %s", u->content_type);
 	snprintf(xlen, sizeof xlen, "X-Upload-Content-Length: %lld", (long long)u->id.size);
 	pr_json_write(&body, m, 0);
 	c.data = body.data;
 	c.data_len = body.len;
-	retry_start(&t);
-	for (;;) {
-		got = send_call(g, &c, &r, &auth_failed, err, len);
-		if (auth_failed)
-			break;
-		if (got == 0 && r.status == 200) {
-			if (!pr_http_header(&r, "Location", where, sizeof where)) {
-				snprintf(err, len, "starting the upload: the server gave no session (no Location)");
-				break;
-			}
-			*uri = pr_xstrdup(where);
-			explicit_bzero(where, sizeof where);
-			rc = 0;
-			break;
-		}
-		if (got == 0 && r.status == 412) {
-			*moved = true;
-			refused(&r, "starting the upload", err, len);
-			break;
-		}
-		if (!retry_worth(got, r.status) || !retry_wait(&t, &r)) {
-			if (got == 0)
-				refused(&r, "starting the upload", err, len);
-			break;
-		}
+	if (send_retrying(g, &c, 0, &r, err, len) < 0)
+		goto out;
+	if (r.status != 200) {
+		*moved = r.status == 412;
+		refused(&r, "starting the upload", err, len);
+	} else if (!pr_http_header(&r, "Location", where, sizeof where)) {
+		snprintf(err, len, "starting the upload: the server gave no session (no Location)");
+	} else {
+		*uri = pr_xstrdup(where);
+		explicit_bzero(where, sizeof where);
+		rc = 0;
 	}
+out:
 	cJSON_Delete(m);
 	pr_buf_free(&body);
 	pr_http_response_free(&r);

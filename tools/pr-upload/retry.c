@@ -14,28 +14,6 @@
 
 #define MAX_DELAY 32.0
 
-static double
-now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void
-nap(double s)
-{
-	struct timespec ts;
-
-	if (s <= 0)
-		return;
-	ts.tv_sec = (time_t)s;
-	ts.tv_nsec = (long)((s - (double)ts.tv_sec) * 1e9);
-	while (nanosleep(&ts, &ts) < 0)
-		;
-}
-
 void
 retry_start(struct retry *r)
 {
@@ -45,7 +23,7 @@ retry_start(struct retry *r)
 		srandom((unsigned)time(NULL) ^ (unsigned)getpid());
 		seeded = 1;
 	}
-	r->started = now();
+	r->started = pr_monotonic();
 	r->delay = o.retry_delay;
 	r->attempts = 1;
 }
@@ -70,10 +48,10 @@ retry_wait(struct retry *r, const struct pr_http_response *resp)
 	}
 	/* Jitter: up to a quarter of the wait, at most a second. */
 	wait += (double)random() / RAND_MAX * (wait / 4 < 1 ? wait / 4 : 1);
-	left = o.max_retry_time - (now() - r->started);
+	left = o.max_retry_time - (pr_monotonic() - r->started);
 	if (left <= 0 || wait > left)
 		return false;
-	nap(wait);
+	pr_sleep(wait);
 	r->delay = r->delay * 2 > MAX_DELAY ? MAX_DELAY : r->delay * 2;
 	r->attempts++;
 	return true;
