@@ -816,3 +816,19 @@ pr_json_has_string(const cJSON *list, const char *s)
 			return true;
 	return false;
 }
+
+int
+pr_json_to_double(const cJSON *v, double *out)
+{
+	char *end;
+
+	if (cJSON_IsNumber(v)) {
+		*out = v->valuedouble;
+		return 0;
+	}
+	if (!cJSON_IsRaw(v) || !v->valuestring)
+		return -1;
+	/* Parsed numbers keep their text: read it in C locale form. */
+	*out = strtod(v->valuestring, &end);
+	return *end ? -1 : 0;
+}

@@ -68,6 +68,8 @@ bool pr_json_is_number(const cJSON *v);
 /* Exact integers: 0 on success, -1 if v is not an integer in range. */
 int pr_json_to_i64(const cJSON *v, int64_t *out);
 int pr_json_to_u64(const cJSON *v, uint64_t *out);
+/* Any number, as a double (prices, rates: not identities). 0 or -1. */
+int pr_json_to_double(const cJSON *v, double *out);
 
 cJSON *pr_json_int(int64_t v);
 cJSON *pr_json_uint(uint64_t v);
