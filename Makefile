@@ -2,6 +2,7 @@
 #   make              build every tool into bin/
 #   make check        the test suite, plain and under ASan/UBSan
 #   make test         the test suite once, plain build only (quicker)
+#   make demo         the whole pipeline on the bundled prompts, against local stand-ins
 #   make plan         prompt files -> state/<video>/{prompt,plan,jobs}.jsonl
 #   make install PREFIX=/usr/local DESTDIR=
 
@@ -52,7 +53,7 @@ ASAN_O = build/asan/obj
 ASAN_B = build/asan/bin
 SAN    = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
-.PHONY: all check check-slow test asan check-asan install uninstall clean plan lint
+.PHONY: all check check-slow test asan check-asan install uninstall clean plan lint demo
 .SUFFIXES:
 # Keep object files: they are intermediates of the tool rule otherwise.
 .SECONDARY:
@@ -124,6 +125,10 @@ check: all asan
 check-slow: all
 	@KILL_SEEDS=25 tests/run --bin $(B) tests/submit-kill.bats
 	@UPLOAD_MIB=300 tests/run --bin $(B) tests/upload.bats
+
+# The whole pipeline against the stand-ins, in demo/: see tools/demo.sh.
+demo: all
+	@tools/demo.sh
 
 check-asan: asan
 	@tests/run --san-bin $(ASAN_B)

@@ -3,8 +3,9 @@
 # every intermediate file under the state folder, so any stage can be
 # inspected, edited and rerun by hand.
 #
-# Today it runs parse, plan, patch, renders with pr-submit and joins with
-# pr-combine; uploading and shutting the pod down come next.
+# parse -> plan -> patch -> submit -> combine -> upload -> shutdown; a
+# failed video never holds up the others, and with --shutdown the pod is
+# stopped at the end whatever happened (after the finals are uploaded).
 set -eu
 
 usage() {
@@ -16,8 +17,11 @@ patches every job's workflow into STATE/<video>/ (prompt.jsonl, plan.jsonl,
 jobs.jsonl, workflows/<job>.json) and prints a summary. Then, unless
 --dry-run, renders all of them with pr-submit into OUT/ (results in
 STATE/results.jsonl) and joins each video's segments with pr-combine into
-OUT/final/<video>_final.mp4 (records in STATE/finals.jsonl). Run it again
-after any failure: what finished is not rendered again.
+OUT/final/<video>_final.mp4 (records in STATE/finals.jsonl). With --dest it
+uploads the finals with pr-upload (STATE/uploads.jsonl) and the run's
+records and log (STATE/uploads-state.jsonl); with --shutdown it then stops
+the pod with pr-shutdown, which refuses while a final is not uploaded. Run
+it again after any failure: what finished is not rendered or sent again.
 
   --dry-run          plan and patch only: nothing is sent to any server
   --server URL       ComfyUI server (repeatable; default http://127.0.0.1:8188)
@@ -34,10 +38,27 @@ after any failure: what finished is not rendered again.
   --seed N|random    sampler seed                       }
   --keep-intermediate  keep segments, latents, references } passed to
   --reencode           convert mismatched segments       } pr-combine(1)
+  --dest gs://B/P    upload finals, records and log there (pr-upload(1));
+                     also PR_DEST
+  --run NAME         the run's folder under the prefix (default: fixed per
+                     state folder)
+  --no-upload        do not upload even with --dest or PR_DEST
+  --shutdown         stop this RunPod pod at the end (pr-shutdown(1)), also
+                     after failures; a watchdog stops it at the deadline
+  --terminate        terminate the pod instead (network volumes)
+  --watchdog D       the watchdog's deadline with --shutdown (default 12h;
+                     0: none)
+  --background       go on in the background, immune to the SSH session
+                     ending; output in STATE/pipeline.log
   -h, --help         this text
 
-Exit status: 0 all videos planned (and rendered), 1 some failed (the
-others are done), 2 usage error or a preflight problem, 3 no server.
+Environment: PR_DEST; pr-upload's credentials (GOOGLE_APPLICATION_CREDENTIALS,
+GOOGLE_APPLICATION_CREDENTIALS_JSON, GCS_OAUTH_TOKEN, STORAGE_EMULATOR_HOST);
+pr-shutdown's RUNPOD_POD_ID, RUNPOD_API_KEY (RunPod sets both).
+
+Exit status: 0 all videos planned (and rendered, uploaded), 1 some failed
+(the others are done), 2 usage error or a preflight problem, 3 no server,
+upload or shutdown impossible.
 EOF
 }
 
@@ -46,6 +67,7 @@ die() {
 	exit 2
 }
 
+orig_args=("$@")
 here=$(cd "$(dirname "$0")" && pwd)
 # Tools: $PR_BIN, else the build beside this script, else $PATH.
 if [ -n "${PR_BIN:-}" ]; then
@@ -53,13 +75,20 @@ if [ -n "${PR_BIN:-}" ]; then
 elif [ -x "$here/bin/pr-parse" ]; then
 	PATH=$here/bin:$PATH
 fi
-for tool in pr-parse pr-plan pr-patch pr-submit pr-combine jq; do
+for tool in pr-parse pr-plan pr-patch pr-submit pr-combine pr-upload pr-shutdown jq; do
 	command -v "$tool" >/dev/null || die "$tool not found (run make, or ./setup for jq)"
 done
 
 dry_run=0
 state=state
 out=out
+dest=${PR_DEST:-}
+upload=1
+shutdown=0
+watchdog=12h
+background=0
+upload_args=()
+shutdown_args=()
 submit_args=()
 combine_args=()
 workflows=$here/workflows
@@ -79,6 +108,13 @@ while [ $# -gt 0 ]; do
 		plan_args+=("$1" "$2"); shift ;;
 	--no-align) plan_args+=("$1") ;;
 	--keep-intermediate|--reencode) combine_args+=("$1") ;;
+	--dest) [ $# -ge 2 ] || die "--dest needs gs://BUCKET/PREFIX"; dest=$2; shift ;;
+	--run) [ $# -ge 2 ] || die "--run needs a name"; upload_args+=(--run "$2"); shift ;;
+	--no-upload) upload=0 ;;
+	--shutdown) shutdown=1 ;;
+	--terminate) shutdown_args+=(--terminate) ;;
+	--watchdog) [ $# -ge 2 ] || die "--watchdog needs a duration"; watchdog=$2; shift ;;
+	--background) background=1 ;;
 	-h|--help) usage; exit 0 ;;
 	--) shift; inputs+=("$@"); break ;;
 	-*) die "unknown option $1 (see --help)" ;;
@@ -87,11 +123,32 @@ while [ $# -gt 0 ]; do
 	shift
 done
 [ ${#inputs[@]} -gt 0 ] || inputs=(prompt_files)
+[ "$upload" -eq 1 ] || dest=
+[ "$shutdown" -eq 0 ] || [ -n "$dest" ] || [ "$dry_run" -eq 1 ] ||
+	die "--shutdown needs --dest (or PR_DEST): the finals are uploaded before the pod stops"
+
+# --background: the same command again, in its own session (an SSH
+# session ending sends it no hangup) with its output in the state folder.
+if [ "$background" -eq 1 ]; then
+	mkdir -p "$state"
+	args=()
+	for a in "${orig_args[@]}"; do [ "$a" = --background ] || args+=("$a"); done
+	setsid nohup "$0" "${args[@]}" > "$state/pipeline.log" 2>&1 < /dev/null &
+	echo "pipeline.sh: running in the background (pid $!); its output goes to $state/pipeline.log"
+	exit 0
+fi
 
 mkdir -p "$state"
 prompts=$(mktemp "$state/.prompts.XXXXXX")
 jobs=$(mktemp "$state/.jobs.XXXXXX")
-trap 'rm -f "$prompts" "$jobs" "$state"/*/*.jsonl.tmp "$state"/results.jsonl.tmp "$state"/finals.jsonl.tmp' EXIT
+watchdog_pid=
+# shellcheck disable=SC2317 # (called by the trap)
+cleanup() {
+	rm -f "$prompts" "$jobs" "$state"/*/*.jsonl.tmp "$state"/*.jsonl.tmp
+	# The run is over: its watchdog has nothing left to guard.
+	[ -z "$watchdog_pid" ] || kill "$watchdog_pid" 2>/dev/null || true
+}
+trap cleanup EXIT
 
 # Bad prompt files are reported by pr-parse; the good ones still go on.
 failed=0
@@ -116,16 +173,20 @@ into() {
 
 # Runs an executing stage with its records going to $1: they replace the
 # file whenever the stage wrote any (also when some items failed). Status 1
-# marks the run failed and goes on; 2 and 3 end it.
+# marks the run failed and goes on; 2 and 3 end it, except with --shutdown:
+# then what finished is still uploaded and the pod still stopped.
+fatal=0
 stage() {
 	local out=$1 rc=0
 	shift
 	"$@" > "$out.tmp" || rc=$?
 	[ ! -s "$out.tmp" ] || mv "$out.tmp" "$out"
+	rm -f "$out.tmp"
 	case $rc in
 	0) ;;
 	1) failed=1 ;;
-	*) exit "$rc" ;;
+	*) [ "$shutdown" -eq 1 ] || exit "$rc"
+	   [ "$fatal" -ne 0 ] || fatal=$rc ;;
 	esac
 }
 
@@ -165,20 +226,77 @@ row video frames chunks jobs state
 for line in "${summary[@]}"; do printf '%s\n' "$line"; done
 
 [ "$dry_run" -eq 0 ] || exit "$failed"
-[ -s "$jobs" ] || exit "$failed"
+
+# With --shutdown a watchdog guards the whole run: a hung stage must not
+# keep the pod billing. It is killed when the run ends (cleanup).
+if [ "$shutdown" -eq 1 ] && [ "$watchdog" != 0 ]; then
+	pr-shutdown --watchdog "$watchdog" "${shutdown_args[@]}" \
+	    > "$state/watchdog.jsonl" 2>> "$state/watchdog.log" < /dev/null &
+	watchdog_pid=$!
+fi
 
 # All videos at once, so one video's failure does not hold up the others.
 # Its records are kept whenever it wrote any (also when some jobs failed).
-stage "$state/results.jsonl" pr-submit --state "$state" --out "$out" "${submit_args[@]}" < "$jobs"
-jq -r '[.id, .status, (.error.message // "")] | @tsv' "$state/results.jsonl" |
-	awk -F '\t' '$2 != "success" { printf "%-24s %-8s %s\n", $1, $2, $3 }' >&2
+if [ -s "$jobs" ]; then
+	stage "$state/results.jsonl" pr-submit --state "$state" --out "$out" "${submit_args[@]}" < "$jobs"
+fi
+if [ -s "$state/results.jsonl" ]; then
+	jq -r '[.id, .status, (.error.message // "")] | @tsv' "$state/results.jsonl" |
+		awk -F '\t' '$2 != "success" { printf "%-24s %-8s %s\n", $1, $2, $3 }' >&2
+	# Every video whose segments are all there becomes a verified final;
+	# the others get a record saying why.
+	stage "$state/finals.jsonl" pr-combine --state "$state" --out "$out" "${combine_args[@]}" < "$state/results.jsonl"
+fi
 
-# Every video whose segments are all there becomes a verified final; the
-# others get a record saying why.
-stage "$state/finals.jsonl" pr-combine --state "$state" --out "$out" "${combine_args[@]}" < "$state/results.jsonl"
-echo
-row video frames fps size final
-jq -r '[.video, (.frames // "-"), (.fps // "-"), (.size // "-"),
-	(if .status == "success" then .path else "FAILED: " + .error.message end)] | @tsv' \
-	"$state/finals.jsonl" | while IFS=$'\t' read -r v f r z p; do row "$v" "$f" "$r" "$z" "$p"; done
+# The finals, then the run's own records (the finals' upload records
+# included) so whoever looks later sees what happened.
+if [ -n "$dest" ]; then
+	[ -s "$state/finals.jsonl" ] &&
+		stage "$state/uploads.jsonl" pr-upload --dest "$dest" --state "$state" --out "$out" \
+		    "${upload_args[@]}" < "$state/finals.jsonl"
+	# A snapshot: a log still being written would not match its upload.
+	snap=$state/upload-snapshot
+	rm -rf "$snap"
+	mkdir -p "$snap/state"
+	for f in "$state"/*.jsonl "$state"/*.log; do
+		[ -f "$f" ] || continue
+		case $f in */uploads-state.jsonl) continue ;; esac
+		cp "$f" "$snap/state/"
+		jq -nc --arg p "state/${f##*/}" '{path: $p}'
+	done > "$snap/records.jsonl"
+	# Objects PREFIX/RUN/state/NAME, replaced by each run.
+	stage "$state/uploads-state.jsonl" pr-upload --dest "$dest" --state "$state" \
+	    --out "$snap" --overwrite "${upload_args[@]}" < "$snap/records.jsonl"
+	rm -rf "$snap"
+fi
+
+if [ "$shutdown" -eq 1 ]; then
+	[ -f "$state/finals.jsonl" ] || : > "$state/finals.jsonl"
+	[ -f "$state/uploads.jsonl" ] || : > "$state/uploads.jsonl"
+	rc=0
+	pr-shutdown --expect "$state/finals.jsonl" "${shutdown_args[@]}" \
+	    < "$state/uploads.jsonl" > "$state/shutdown.jsonl" || rc=$?
+	case $rc in
+	0) ;;
+	1) failed=1 ;;
+	*) [ "$fatal" -ne 0 ] || fatal=$rc ;;
+	esac
+fi
+
+if [ -s "$state/finals.jsonl" ]; then
+	echo
+	row video frames fps size final
+	jq -r '[.video, (.frames // "-"), (.fps // "-"), (.size // "-"),
+		(if .status == "success" then .path else "FAILED: " + .error.message end)] | @tsv' \
+		"$state/finals.jsonl" | while IFS=$'\t' read -r v f r z p; do row "$v" "$f" "$r" "$z" "$p"; done
+fi
+if [ -n "$dest" ] && [ -s "$state/uploads.jsonl" ]; then
+	echo
+	jq -r 'if .verified then "uploaded  \(.uri)" else "NOT UPLOADED  \(.path): \(.error)" end' \
+	    "$state/uploads.jsonl"
+fi
+if [ -s "$state/shutdown.jsonl" ]; then
+	jq -r '"pod \(.pod): \(.status)" + (if .error then " (\(.error))" else "" end)' "$state/shutdown.jsonl"
+fi
+[ "$fatal" -eq 0 ] || exit "$fatal"
 exit "$failed"

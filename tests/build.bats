@@ -100,7 +100,8 @@ build_with() {
 @test "shell scripts pass shellcheck" {
 	plain_pass_only
 	command -v shellcheck >/dev/null || skip "shellcheck is not installed"
-	run shellcheck "$REPO/pipeline.sh" "$REPO/setup" "$REPO/tests/run" "$REPO/.ci/run"
+	run shellcheck "$REPO/pipeline.sh" "$REPO/setup" "$REPO/tests/run" "$REPO/.ci/run" \
+	    "$REPO/tools/demo.sh"
 	assert_success
 	assert_output ''
 }

@@ -22,16 +22,12 @@ SUBMIT_PIDS=()
 # submit_models [ROOT]: the model files the shipped workflows name, in
 # ROOT (default $COMFY_ROOT, else $BATS_TEST_TMPDIR/comfy).
 submit_models() {
-	local root=${1:-${COMFY_ROOT:-$BATS_TEST_TMPDIR/comfy}}
-	mkdir -p "$root/models/diffusion_models" "$root/models/loras" \
-	    "$root/models/text_encoders" "$root/models/vae" "$root/models/upscale_models"
-	: > "$root/models/diffusion_models/$SUBMIT_HIGH"
-	: > "$root/models/diffusion_models/$SUBMIT_LOW"
-	: > "$root/models/loras/$SUBMIT_HIGH_LORA"
-	: > "$root/models/loras/$SUBMIT_LOW_LORA"
-	: > "$root/models/text_encoders/umt5-xxl-enc-bf16.safetensors"
-	: > "$root/models/vae/wan_2.1_vae.safetensors"
-	: > "$root/models/upscale_models/RealESRGAN_x2plus.pth"
+	local root=${1:-${COMFY_ROOT:-$BATS_TEST_TMPDIR/comfy}} m
+	while read -r m; do
+		case $m in '#'*|'') continue ;; esac
+		mkdir -p "$root/models/$(dirname "$m")"
+		: > "$root/models/$m"
+	done < "$REPO/workflows/models.txt"
 }
 
 # submit_source FILE [FRAMES]: an identity-coded source video (default

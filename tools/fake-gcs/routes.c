@@ -323,8 +323,28 @@ static void
 delete_object(struct req *r, const struct target *t)
 {
 	struct fail f;
+	char *want = NULL;
+	cJSON *side;
+	const char *gen;
+	bool ok = object_checks(t, &f) == 0;
 
-	if (object_checks(t, &f) < 0 || store_delete(t->bucket, t->name, &f) < 0)
+	/* ifGenerationMatch: only that generation is deleted, as GCS does. */
+	if (ok && http_query(r, "ifGenerationMatch", &want) < 0) {
+		fail_set(&f, 400, "invalid", "Invalid argument for ifGenerationMatch.");
+		ok = false;
+	}
+	if (ok && want) {
+		side = store_get(t->bucket, t->name);
+		gen = pr_json_get_string(side, "generation");
+		if (side && (!gen || strcmp(gen, want) != 0)) {
+			fail_set(&f, 412, "conditionNotMet", "At least one of the pre-conditions "
+			    "you specified did not hold.");
+			ok = false;
+		}
+		cJSON_Delete(side);
+	}
+	free(want);
+	if (!ok || store_delete(t->bucket, t->name, &f) < 0)
 		http_fail(r, &f);
 	else
 		http_send(r, 204, NULL, NULL, NULL, 0);

@@ -450,3 +450,28 @@ gcs_upload(struct gcs *g, const struct upload *u, struct object *obj, bool *move
 		return upload_multipart(g, u, obj, moved, err, len);
 	return upload_resumable(g, u, obj, moved, err, len);
 }
+
+int
+gcs_delete(struct gcs *g, const char *bucket, const char *object,
+    const char *generation, char *err, size_t len)
+{
+	struct pr_http_response r = { 0 };
+	char *eb = pr_http_escape(bucket), *eo = pr_http_escape(object);
+	char *path = pr_xasprintf("/storage/v1/b/%s/o/%s?ifGenerationMatch=%s", eb, eo,
+	    generation);
+	struct pr_http_call c = { .method = "DELETE", .path = path, .max = ANSWER_MAX,
+	    .idempotent = true };
+	int rc = -1;
+
+	if (send_retrying(g, &c, 0, &r, err, len) < 0)
+		;
+	else if (r.status == 200 || r.status == 204 || r.status == 404)
+		rc = 0;
+	else
+		refused(&r, "deleting the object", err, len);
+	pr_http_response_free(&r);
+	free(path);
+	free(eo);
+	free(eb);
+	return rc;
+}

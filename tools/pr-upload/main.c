@@ -417,11 +417,19 @@ upload_one(struct gcs *g, const struct item *it, bool *fatal)
 	if (gcs_stat(g, dest.bucket, object, &obj, err, sizeof err) < 0)
 		goto done;
 	if (!same(&obj, &u)) {
-		if (!moved)
+		if (!moved) {
+			char why[256] = "";
+			/* Our own upload came out wrong: a bad copy under the
+			 * final's name is worse than none, and would stop the
+			 * next run from sending a good one. */
+			if (obj.exists && gcs_delete(g, dest.bucket, object, obj.generation,
+			    why, sizeof why) < 0)
+				pr_warn("%s: the bad object is left: %s", uri, why);
 			snprintf(err, sizeof err, "%s does not match the file after the upload "
-			    "(crc32c %s, %lld bytes; the file's %s, %lld bytes)", uri,
+			    "(crc32c %s, %lld bytes; the file's %s, %lld bytes)%s", uri,
 			    obj.exists ? obj.crc32c : "-", (long long)obj.size, u.crc32c,
-			    (long long)u.id.size);
+			    (long long)u.id.size, obj.exists && !why[0] ? "; it was deleted" : "");
+		}
 		goto done;
 	}
 	if (identify(local, &after, crc, err, sizeof err) < 0)

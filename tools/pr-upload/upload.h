@@ -128,6 +128,10 @@ int gcs_stat(struct gcs *g, const char *bucket, const char *object,
  * generation condition failed: nothing overwritten). */
 int gcs_upload(struct gcs *g, const struct upload *u, struct object *obj,
     bool *moved, char *err, size_t len);
+/* Deletes that generation of the object (gone already is fine). 0, or -1
+ * with a message in err. */
+int gcs_delete(struct gcs *g, const char *bucket, const char *object,
+    const char *generation, char *err, size_t len);
 
 /* ---- archive.c ---- */
 
