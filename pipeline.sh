@@ -68,6 +68,7 @@ die() {
 }
 
 orig_args=("$@")
+started_at=$(date +%s)
 here=$(cd "$(dirname "$0")" && pwd)
 # Tools: $PR_BIN, else the build beside this script, else $PATH.
 if [ -n "${PR_BIN:-}" ]; then
@@ -297,6 +298,23 @@ if [ -n "$dest" ] && [ -s "$state/uploads.jsonl" ]; then
 fi
 if [ -s "$state/shutdown.jsonl" ]; then
 	jq -r '"pod \(.pod): \(.status)" + (if .error then " (\(.error))" else "" end)' "$state/shutdown.jsonl"
+fi
+# The run in numbers. GPU time is each prompt's start to end as the server
+# reported them, and model loads are counted where consecutive prompts on
+# a server name different models: estimates, and labelled so.
+if [ -s "$state/results.jsonl" ]; then
+	wall=$(( $(date +%s) - started_at ))
+	price=null
+	[ ! -s "$state/shutdown.jsonl" ] || price=$(jq '.cost_per_hr // null' "$state/shutdown.jsonl")
+	echo
+	jq -rs --argjson wall "$wall" --argjson price "$price" '
+	  map(select(.cached != true and .timings.started and .timings.finished)) as $ran
+	  | "wall time \($wall) s; \($ran | length) prompts run, \(map(select(.cached == true)) | length) cached, \(map((.attempts // 1) - 1) | add // 0) retried",
+	    ($ran | group_by(.server)[] | sort_by(.timings.started) as $s
+	     | ($s | map(.timings.finished - .timings.started) | add) as $busy
+	     | "server \($s[0].server): GPU busy \($busy * 10 | round / 10) s (\(if $wall > 0 then ($busy / $wall * 100 | round) else 0 end)% of wall, estimated from the server'"'"'s start and end times), \([$s[] | .model] | [range(length) as $i | select($i == 0 or .[$i] != .[$i - 1])] | length) model loads (estimated)"),
+	    (if $price != null then "cost: \($wall / 3600 * $price * 10000 | round / 10000) USD (\($wall) s at \($price) USD/h, the pod'"'"'s price as RunPod reports it)" else empty end)
+	' "$state/results.jsonl"
 fi
 [ "$fatal" -eq 0 ] || exit "$fatal"
 exit "$failed"

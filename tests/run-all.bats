@@ -106,3 +106,46 @@ object() { echo "$GCS_ROOT/bkt/v/r/$1"; }
 	grep -q 'watchdog: 2s passed and the run has not finished: stopping pod pod1 now' state/watchdog.log
 	jq -e '.reason == "watchdog" and .status == "stopped"' state/watchdog.jsonl
 }
+
+# The jobs the stand-in executed, one line per execution, by job id.
+executed() {
+	curl -sf "$COMFY/fake/state" > fake-state.json
+	jq -s -c '[.[] | select(.ev == "submit") | {key: .prompt_id, value: .job}] | from_entries' \
+	    state/journal.jsonl > prompt-jobs.json
+	jq -r --slurpfile m prompt-jobs.json '.runs[] | $m[0][.prompt_id] // "unknown"' fake-state.json | sort
+}
+
+@test "kill -9 of pipeline.sh mid-run: the orphaned pr-submit and a rerun never overlap, nothing runs twice" {
+	stand_ins --node-time 0.15
+	setsid "$REPO/pipeline.sh" --server "$COMFY" p > first.out 2> first.err &
+	pg=$!
+	OTHER_PIDS+=("$pg")
+	wait_for 'grep -q "\"ev\":\"done\"" state/journal.jsonl 2>/dev/null' 30
+	kill -9 "$pg"
+	# Its pr-submit goes on, orphaned, holding the state folder's lock.
+	pgrep -g "$pg" pr-submit > /dev/null
+	run --separate-stderr "$REPO/pipeline.sh" --server "$COMFY" p
+	assert_failure 3
+	[[ $stderr == *'held by pid'* ]]
+	wait_for "! pgrep -g $pg > /dev/null" 60
+	run --separate-stderr "$REPO/pipeline.sh" --server "$COMFY" p
+	assert_success
+	jq -se 'map(select(.status == "success")) | length == 2' state/finals.jsonl
+	executed > runs
+	jq -r .id state/*/jobs.jsonl | sort > expected
+	diff expected runs
+}
+
+@test "--background: returns at once, the run goes on in its own session, output in the state folder" {
+	stand_ins
+	run "$REPO/pipeline.sh" --background --server "$COMFY" --state st p
+	assert_success
+	assert_output --regexp '^pipeline.sh: running in the background \(pid [0-9]+\); its output goes to st/pipeline.log$'
+	pid=$(sed -n 's/.*(pid \([0-9]*\)).*/\1/p' <<< "$output")
+	OTHER_PIDS+=("$pid")
+	# Its own session: a hangup of ours never reaches it.
+	[ "$(ps -o sid= -p "$pid" | tr -d ' ')" = "$pid" ]
+	wait_for "! kill -0 $pid 2>/dev/null" 60
+	jq -se 'map(select(.status == "success")) | length == 2' st/finals.jsonl
+	grep -q 'final/two_final.mp4' st/pipeline.log
+}
