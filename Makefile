@@ -4,6 +4,8 @@
 #   make test         the test suite once, plain build only (quicker)
 #   make demo         the whole pipeline on the bundled prompts, against local stand-ins
 #   make plan         prompt files -> state/<video>/{prompt,plan,jobs}.jsonl
+#   make finals       ... -> results.jsonl, finals.jsonl per video (SERVER=URL)
+#   make upload       ... -> uploads.jsonl per video (DEST=gs://BUCKET/PREFIX)
 #   make install PREFIX=/usr/local DESTDIR=
 
 VERSION  = 0.1.0
@@ -53,7 +55,7 @@ ASAN_O = build/asan/obj
 ASAN_B = build/asan/bin
 SAN    = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
-.PHONY: all check check-slow test asan check-asan install uninstall clean plan lint demo
+.PHONY: all check check-slow test asan check-asan install uninstall clean plan lint demo render finals upload
 .SUFFIXES:
 # Keep object files: they are intermediates of the tool rule otherwise.
 .SECONDARY:
@@ -178,6 +180,31 @@ $(STATE)/%/jobs.jsonl: $(STATE)/%/plan.jsonl $(PR_TOOLS)/pr-patch $(wildcard $(W
 	$(PR_TOOLS)/pr-patch --workflows $(WORKFLOWS) --state $(STATE) $(PATCH_FLAGS) < $< > $@.tmp && mv $@.tmp $@
 
 .PRECIOUS: $(STATE)/%/prompt.jsonl $(STATE)/%/plan.jsonl
+
+# --- the executing stages, per video too: after editing one prompt file,
+# make finals renders and joins that video alone ---
+OUT    ?= out
+SERVER ?= http://127.0.0.1:8188
+SUBMIT_FLAGS  ?=
+COMBINE_FLAGS ?=
+DEST   ?=
+UPLOAD_FLAGS  ?=
+
+render: $(VIDEOS:%=$(STATE)/%/results.jsonl)
+finals: $(VIDEOS:%=$(STATE)/%/finals.jsonl)
+upload: $(VIDEOS:%=$(STATE)/%/uploads.jsonl)
+
+$(STATE)/%/results.jsonl: $(STATE)/%/jobs.jsonl $(PR_TOOLS)/pr-submit
+	$(PR_TOOLS)/pr-submit --server $(SERVER) --state $(STATE) --out $(OUT) $(SUBMIT_FLAGS) < $< > $@.tmp && mv $@.tmp $@
+
+$(STATE)/%/finals.jsonl: $(STATE)/%/results.jsonl $(PR_TOOLS)/pr-combine
+	$(PR_TOOLS)/pr-combine --state $(STATE) --out $(OUT) $(COMBINE_FLAGS) < $< > $@.tmp && mv $@.tmp $@
+
+$(STATE)/%/uploads.jsonl: $(STATE)/%/finals.jsonl $(PR_TOOLS)/pr-upload
+	@[ -n "$(DEST)" ] || { echo "make upload: set DEST=gs://BUCKET/PREFIX" >&2; exit 2; }
+	$(PR_TOOLS)/pr-upload --dest $(DEST) --state $(STATE) --out $(OUT) $(UPLOAD_FLAGS) < $< > $@.tmp && mv $@.tmp $@
+
+.PRECIOUS: $(STATE)/%/jobs.jsonl $(STATE)/%/results.jsonl $(STATE)/%/finals.jsonl
 
 -include $(LIB_OBJ:.o=.d) $(FILE_TOOLS:%=$(O)/%.d) \
          $(patsubst tools/%.c,$(O)/%.d,$(wildcard $(DIR_TOOLS:%=tools/%/*.c))) \

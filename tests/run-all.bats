@@ -149,3 +149,28 @@ executed() {
 	jq -se 'map(select(.status == "success")) | length == 2' st/finals.jsonl
 	grep -q 'final/two_final.mp4' st/pipeline.log
 }
+
+@test "make finals: per video; after editing one prompt file only that video renders again" {
+	stand_ins
+	mk() {
+		make -s -C "$REPO" --no-print-directory PROMPTS="$PWD/p" STATE="$PWD/state" OUT="$PWD/out" \
+		    SERVER="$COMFY" PR_TOOLS="$BIN" "$@"
+	}
+	run mk finals
+	assert_success
+	jq -e '.status == "success"' state/one/finals.jsonl state/two/finals.jsonl
+	executed > runs1
+	[ "$(grep -c '^one/' runs1)" = 2 ] && [ "$(grep -c '^two/' runs1)" = 4 ]
+	before=$(stat -c %Y state/two/finals.jsonl)
+	write_prompt p/one.txt src.mp4 41 'a slower walk' -
+	run mk finals
+	assert_success
+	executed > runs2
+	# Two more executions, both of one's jobs; two's record untouched.
+	diff runs1 runs2 | grep '^>' | sed 's/^> //' | sort > new
+	printf 'one/job_001\none/job_002\n' | diff - new
+	[ "$(stat -c %Y state/two/finals.jsonl)" = "$before" ]
+	run mk upload
+	assert_failure
+	assert_output --partial 'set DEST=gs://BUCKET/PREFIX'
+}
