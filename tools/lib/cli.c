@@ -1,3 +1,4 @@
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,4 +58,20 @@ pr_usage_error(const char *usage, const char *fmt, ...)
 	fputs(usage, stderr);
 	fprintf(stderr, "Try '%s --help' for more information.\n", pr_progname);
 	exit(PR_EXIT_USAGE);
+}
+
+double
+pr_seconds_arg(const char *usage, const char *name, const char *arg, double min,
+    double max)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	v = strtod(arg, &end);
+	/* !(v >= min) also refuses NaN. */
+	if (errno || end == arg || *end || !(v >= min) || v > max)
+		pr_usage_error(usage, "%s \"%s\": expected seconds from %g to %g", name, arg,
+		    min, max);
+	return v;
 }

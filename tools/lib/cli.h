@@ -16,6 +16,10 @@ _Noreturn void pr_version_exit(void);
 /* Strict unsigned decimal: digits only, no sign, no overflow. 0 or -1. */
 int pr_parse_u64(const char *s, uint64_t *out);
 
+/* A number of seconds from min to max (decimals allowed), or a usage
+ * error naming the option. */
+double pr_seconds_arg(const char *usage, const char *name, const char *arg,
+    double min, double max);
 /* Prints the usage line(s) to stderr with a hint, exits with status 2. */
 _Noreturn void pr_usage_error(const char *usage, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));

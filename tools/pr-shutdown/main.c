@@ -50,17 +50,6 @@ static const char help[] =
     "because a final is not uploaded, 2 usage or bad input, 3 the pod could not\n"
     "be stopped.\n";
 
-static double
-seconds(const char *name, const char *arg, double min, double max)
-{
-	char *end;
-	double v = strtod(arg, &end);
-
-	if (*arg == '\0' || *end || !(v >= min) || v > max)
-		pr_usage_error(usage, "%s \"%s\": expected seconds from %g to %g", name, arg, min, max);
-	return v;
-}
-
 /* 90, 90s, 45m, 6h, 1.5h. */
 static double
 duration(const char *arg)
@@ -102,8 +91,8 @@ parse_options(int argc, char **argv)
 		case 'n': o.dry_run = true; break;
 		case 'f': o.force = true; break;
 		case 'w': o.watchdog = duration(optarg); o.watchdog_text = optarg; break;
-		case 'c': o.confirm_time = seconds("--confirm-time", optarg, 0, 3600); break;
-		case 'T': o.timeout = (long)seconds("--timeout", optarg, 1, 3600); break;
+		case 'c': o.confirm_time = pr_seconds_arg(usage, "--confirm-time", optarg, 0, 3600); break;
+		case 'T': o.timeout = (long)pr_seconds_arg(usage, "--timeout", optarg, 1, 3600); break;
 		case 'h': pr_help_exit(usage, help);
 		case 'V': pr_version_exit();
 		default: pr_usage_error(usage, "unknown option");

@@ -46,20 +46,6 @@ static const char help[] =
     "input or a preflight problem (nothing submitted), 3 a server or the state\n"
     "folder could not be used.\n";
 
-static double
-seconds_option(const char *name, const char *arg, double min)
-{
-	char *end;
-	double v;
-
-	errno = 0;
-	v = strtod(arg, &end);
-	if (errno || end == arg || *end || !(v >= min) || v > 1e7)
-		pr_usage_error(usage, "%s \"%s\": expected a number of seconds%s", name, arg,
-		    min > 0 ? " above 0" : "");
-	return v;
-}
-
 static void
 parse_options(int argc, char **argv, struct opts *o, const char ***urls, size_t *nurls)
 {
@@ -91,8 +77,8 @@ parse_options(int argc, char **argv, struct opts *o, const char ***urls, size_t 
 			break;
 		case 'S': o->state = optarg; break;
 		case 'o': o->out = optarg; break;
-		case 't': o->job_timeout = seconds_option("--job-timeout", optarg, 0.001); break;
-		case 'w': o->wait_server = seconds_option("--wait-server", optarg, 0); break;
+		case 't': o->job_timeout = pr_seconds_arg(usage, "--job-timeout", optarg, 0.001, 604800); break;
+		case 'w': o->wait_server = pr_seconds_arg(usage, "--wait-server", optarg, 0, 604800); break;
 		case 'q':
 			if (pr_parse_u64(optarg, &n) < 0 || n < 1 || n > 100)
 				pr_usage_error(usage, "--queue-depth \"%s\": expected 1 to 100", optarg);

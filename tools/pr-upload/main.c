@@ -71,17 +71,6 @@ static struct {
 	char *run;
 } dest;
 
-static double
-seconds(const char *name, const char *arg, double min, double max)
-{
-	char *end;
-	double v = strtod(arg, &end);
-
-	if (*arg == '\0' || *end || !(v >= min) || v > max)
-		pr_usage_error(usage, "%s \"%s\": expected seconds from %g to %g", name, arg, min, max);
-	return v;
-}
-
 /* 8M, 256K, 1G or bytes. */
 static int64_t
 size_arg(const char *name, const char *arg)
@@ -189,9 +178,9 @@ parse_options(int argc, char **argv)
 				pr_usage_error(usage, "--resumable-threshold %s: at most 64M "
 				    "(smaller files are sent from memory)", optarg);
 			break;
-		case 'm': o.max_retry_time = seconds("--max-retry-time", optarg, 0, 86400); break;
-		case 'D': o.retry_delay = seconds("--retry-delay", optarg, 0, 60); break;
-		case 'i': o.stall = (long)seconds("--timeout", optarg, 1, 3600); break;
+		case 'm': o.max_retry_time = pr_seconds_arg(usage, "--max-retry-time", optarg, 0, 86400); break;
+		case 'D': o.retry_delay = pr_seconds_arg(usage, "--retry-delay", optarg, 0, 60); break;
+		case 'i': o.stall = (long)pr_seconds_arg(usage, "--timeout", optarg, 1, 3600); break;
 		case 'h': pr_help_exit(usage, help);
 		case 'V': pr_version_exit();
 		default: pr_usage_error(usage, "unknown option");
