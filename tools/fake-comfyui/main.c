@@ -5,7 +5,6 @@
 /* realpath(3) is XSI. */
 #define _XOPEN_SOURCE 700
 
-#include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
@@ -21,6 +20,7 @@
 
 #include "fake.h"
 #include "http.h"
+#include "standin.h"
 
 static const char usage[] =
     "usage: fake-comfyui --listen 127.0.0.1 --port PORT --root DIR [--nodes FILE]\n"
@@ -57,14 +57,6 @@ on_signal(int sig)
 {
 	(void)sig;
 	got_signal = 1;
-}
-
-static bool
-loopback(const char *addr)
-{
-	struct in_addr a;
-
-	return inet_pton(AF_INET, addr, &a) == 1 && (ntohl(a.s_addr) >> 24) == 127;
 }
 
 static double
@@ -136,21 +128,15 @@ parse_options(int argc, char **argv, const char **nodes, bool *verbose)
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct pr_json_error e;
 	const char *root = NULL;
-	char why[256], *eq;
+	char *eq;
 	uint64_t u;
-	cJSON *f;
 	int c;
 
 	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'l': S.set.listen = optarg; break;
-		case 'p':
-			if (pr_parse_u64(optarg, &u) < 0 || u > 65535)
-				pr_usage_error(usage, "--port \"%s\": expected 0 to 65535", optarg);
-			S.set.port = (int)u;
-			break;
+		case 'p': S.set.port = pr_port_arg(usage, optarg); break;
 		case 'r': root = optarg; break;
 		case 'n': *nodes = optarg; break;
 		case 's':
@@ -173,13 +159,7 @@ parse_options(int argc, char **argv, const char **nodes, bool *verbose)
 			break;
 		case 'S': S.set.step_time = seconds_option("--step-time", optarg); break;
 		case 'L': S.set.load_time = seconds_option("--load-time", optarg); break;
-		case 'f':
-			if (!(f = pr_json_parse(optarg, strlen(optarg), &e, NULL)))
-				pr_usage_error(usage, "--fault: column %zu: %s", e.col, e.msg);
-			if (faults_add(f, why, sizeof why) < 0)
-				pr_usage_error(usage, "--fault: %s", why);
-			cJSON_Delete(f);
-			break;
+		case 'f': pr_fault_arg(usage, optarg, faults_add); break;
 		case 'v': *verbose = true; break;
 		case 'h': pr_help_exit(usage, help);
 		case 'V': pr_version_exit();
@@ -190,9 +170,7 @@ parse_options(int argc, char **argv, const char **nodes, bool *verbose)
 		pr_usage_error(usage, "unexpected argument \"%s\"", argv[optind]);
 	if (!S.set.listen || !root)
 		pr_usage_error(usage, "--listen and --root are required");
-	if (!loopback(S.set.listen))
-		pr_usage_error(usage, "refusing to listen on \"%s\": only loopback addresses "
-		    "(127.0.0.0/8) are allowed", S.set.listen);
+	pr_loopback_arg(usage, S.set.listen);
 	prepare_root(root);
 }
 

@@ -28,6 +28,7 @@
 #define SMALL_BODY (1 << 20)
 
 struct req;
+struct pr_httpd_req;
 
 /* What a request is, for counters, the log and where faults strike. */
 enum kind {
@@ -66,8 +67,6 @@ struct armed;
 
 struct state {
 	pthread_mutex_t lock;
-	pthread_cond_t wake;    /* stalls sleep on it; stopping wakes them */
-	bool stop;
 	struct settings set;
 	double t0;              /* monotonic start */
 	struct counters n;
@@ -94,14 +93,13 @@ void fail_set(struct fail *f, int code, const char *reason, const char *fmt, ...
 
 /* ---- main.c ---- */
 
-/* Sleeps, waking early when the server stops. */
-void nap(double seconds);
 /* n random bytes from /dev/urandom, as base64url: out holds 4n/3+2. */
 void random_id(char *out, size_t nbytes);
 
 /* ---- routes.c ---- */
 
-void route(struct req *r);
+/* Every request, as the server hands it over (a struct req). */
+void route(struct pr_httpd_req *hr);
 
 /* ---- store.c: buckets and objects on disk ---- */
 

@@ -15,6 +15,7 @@
 
 #include "fake.h"
 #include "http.h"
+#include "urlcode.h"
 
 #define LOG_MAX 100000
 #define META_TOKEN_PATH "/computeMetadata/v1/instance/service-accounts/default/token"
@@ -40,7 +41,7 @@ after(const char *s, const char *prefix, const char **rest)
 static char *
 decode_seg(const char *s, size_t n, struct target *t)
 {
-	char *v = pct_decode(s, n, false);
+	char *v = pr_pct_decode(s, n, false);
 
 	if (!v)
 		t->bad = true;
@@ -66,15 +67,15 @@ bucket_object(const char *rest, bool want_name, struct target *t)
 static enum kind
 classify(struct req *r, struct target *t)
 {
-	const char *m = r->method, *rest;
+	const char *m = r->http.method, *rest;
 	char *type = NULL;
 	enum kind k = K_OTHER;
 
-	if (after(r->path, "/upload/storage/v1/b/", &rest) && bucket_object(rest, false, t)) {
-		if (http_query(r, "upload_id", &t->upload_id) < 0)
+	if (after(r->http.path, "/upload/storage/v1/b/", &rest) && bucket_object(rest, false, t)) {
+		if (pr_httpd_query(&r->http, "upload_id", &t->upload_id) < 0)
 			t->bad = true;
 		if (strcmp(m, "POST") == 0 && !t->upload_id) {
-			if (http_query(r, "uploadType", &type) < 0)
+			if (pr_httpd_query(&r->http, "uploadType", &type) < 0)
 				t->bad = true;
 			if (type && strcmp(type, "media") == 0)
 				k = K_MEDIA;
@@ -84,16 +85,16 @@ classify(struct req *r, struct target *t)
 				k = K_INITIATE;
 			free(type);
 		} else if (strcmp(m, "PUT") == 0 && t->upload_id) {
-			k = r->clen > 0 ? K_CHUNK : K_QUERY;
+			k = r->http.clen > 0 ? K_CHUNK : K_QUERY;
 		} else if (strcmp(m, "DELETE") == 0 && t->upload_id) {
 			k = K_CANCEL;
 		} else {
 			t->wrong_method = !t->upload_id || strcmp(m, "POST") != 0;
 		}
-	} else if (after(r->path, "/storage/v1/b/", &rest) && bucket_object(rest, true, t)) {
+	} else if (after(r->http.path, "/storage/v1/b/", &rest) && bucket_object(rest, true, t)) {
 		char *alt = NULL;
 
-		if (http_query(r, "alt", &alt) < 0)
+		if (pr_httpd_query(&r->http, "alt", &alt) < 0)
 			t->bad = true;
 		if (strcmp(m, "GET") == 0)
 			k = alt && strcmp(alt, "media") == 0 ? K_DOWNLOAD : K_METADATA;
@@ -102,18 +103,18 @@ classify(struct req *r, struct target *t)
 		else
 			t->wrong_method = true;
 		free(alt);
-	} else if (after(r->path, "/download/storage/v1/b/", &rest) &&
+	} else if (after(r->http.path, "/download/storage/v1/b/", &rest) &&
 	    bucket_object(rest, true, t)) {
 		if (strcmp(m, "GET") == 0)
 			k = K_DOWNLOAD;
 		else
 			t->wrong_method = true;
-	} else if (strcmp(r->path, "/token") == 0) {
+	} else if (strcmp(r->http.path, "/token") == 0) {
 		if (strcmp(m, "POST") == 0)
 			k = K_TOKEN;
 		else
 			t->wrong_method = true;
-	} else if (strcmp(r->path, META_TOKEN_PATH) == 0) {
+	} else if (strcmp(r->http.path, META_TOKEN_PATH) == 0) {
 		if (strcmp(m, "GET") == 0)
 			k = K_METADATA_TOKEN;
 		else
@@ -151,7 +152,7 @@ unauthorized(struct req *r, bool had_token)
 static bool
 authorized(struct req *r)
 {
-	const char *h = http_header(r, "Authorization"), *tok;
+	const char *h = pr_httpd_header(&r->http, "Authorization"), *tok;
 	struct fault f;
 
 	if (!S.set.auth || !needs_auth(r->kind))
@@ -194,20 +195,20 @@ head_fault(struct req *r)
 	} else {
 		kinds |= F_CUT;
 		if (r->kind == K_MEDIA || r->kind == K_MULTIPART)
-			end = r->clen;
+			end = r->http.clen;
 	}
 	if (!fault_take(r, kinds, r->kind, end, &f))
 		return false;
 	switch (f.kind) {
 	case F_DROP:
-		http_hang_up(r);
+		pr_httpd_hang_up(&r->http);
 		return true;
 	case F_STALL:
-		nap(f.seconds);
+		pr_httpd_nap(f.seconds);
 		return false;
 	case F_STATUS:
 		/* Read and thrown away: nothing of it is kept. */
-		if (http_drain(r) < 0)
+		if (pr_httpd_drain(&r->http) < 0)
 			return true;
 		if (f.retry_after >= 0)
 			headers = pr_xasprintf("Retry-After: %lld\r\n", f.retry_after);
@@ -217,12 +218,12 @@ head_fault(struct req *r)
 		free(headers);
 		return true;
 	case F_CUT:
-		n = r->clen < 0 ? 0 : f.bytes >= 0 ? f.bytes :
-		    f.after_bytes >= 0 ? f.after_bytes : r->clen / 2;
-		while (n > 0 && (k = http_body_read(r, buf, n < (long long)sizeof buf ?
+		n = r->http.clen < 0 ? 0 : f.bytes >= 0 ? f.bytes :
+		    f.after_bytes >= 0 ? f.after_bytes : r->http.clen / 2;
+		while (n > 0 && (k = pr_httpd_body_read(&r->http, buf, n < (long long)sizeof buf ?
 		    (size_t)n : sizeof buf)) > 0)
 			n -= k;
-		http_hang_up(r);
+		pr_httpd_hang_up(&r->http);
 		return true;
 	default:
 		return false;
@@ -265,7 +266,7 @@ get_object(struct req *r, const struct target *t)
 
 	if (object_checks(t, &f) < 0)
 		goto fail;
-	if (http_query(r, "generation", &want) < 0) {
+	if (pr_httpd_query(&r->http, "generation", &want) < 0) {
 		fail_set(&f, 400, "invalid", "Invalid generation.");
 		goto fail;
 	}
@@ -285,7 +286,7 @@ get_object(struct req *r, const struct target *t)
 	}
 	if (r->kind == K_METADATA) {
 		res = store_resource(side);
-		http_json(r, 200, NULL, res);
+		pr_httpd_json(&r->http, 200, NULL, res);
 		cJSON_Delete(res);
 		goto out;
 	}
@@ -295,15 +296,16 @@ get_object(struct req *r, const struct target *t)
 	    "x-goog-metageneration: 1\r\nx-goog-stored-content-length: %lld\r\n"
 	    "x-goog-stored-content-encoding: identity\r\n",
 	    pr_json_get_string(side, "crc32c"), pr_json_get_string(side, "md5Hash"), gen, size);
-	if (http_send_head(r, 200, headers, ct ? ct : "application/octet-stream", size) == 0) {
+	if (pr_httpd_send_head(&r->http, 200, headers, ct ? ct : "application/octet-stream",
+	    size) == 0) {
 		for (left = size; left > 0; left -= k) {
 			k = read(fd, buf, left < (long long)sizeof buf ? (size_t)left : sizeof buf);
 			if (k < 0 && errno == EINTR) {
 				k = 0;
 				continue;
 			}
-			if (k <= 0 || http_write(r, buf, (size_t)k) < 0) {
-				r->close = true;    /* the length announced cannot be kept */
+			if (k <= 0 || pr_httpd_write(&r->http, buf, (size_t)k) < 0) {
+				r->http.close = true;    /* the length announced cannot be kept */
 				break;
 			}
 		}
@@ -329,7 +331,7 @@ delete_object(struct req *r, const struct target *t)
 	bool ok = object_checks(t, &f) == 0;
 
 	/* ifGenerationMatch: only that generation is deleted, as GCS does. */
-	if (ok && http_query(r, "ifGenerationMatch", &want) < 0) {
+	if (ok && pr_httpd_query(&r->http, "ifGenerationMatch", &want) < 0) {
 		fail_set(&f, 400, "invalid", "Invalid argument for ifGenerationMatch.");
 		ok = false;
 	}
@@ -347,7 +349,7 @@ delete_object(struct req *r, const struct target *t)
 	if (!ok || store_delete(t->bucket, t->name, &f) < 0)
 		http_fail(r, &f);
 	else
-		http_send(r, 204, NULL, NULL, NULL, 0);
+		pr_httpd_send(&r->http, 204, NULL, NULL, NULL, 0);
 }
 
 /* ---- the control endpoint ---- */
@@ -383,8 +385,8 @@ control(struct req *r)
 	};
 	struct pr_buf body = PR_BUF_INIT;
 	struct pr_json_error e;
-	bool get = strcmp(r->method, "GET") == 0, post = strcmp(r->method, "POST") == 0;
-	const char *p = r->path;
+	bool get = strcmp(r->http.method, "GET") == 0, post = strcmp(r->http.method, "POST") == 0;
+	const char *p = r->http.path;
 	cJSON *v = NULL;
 	char why[256];
 	size_t i;
@@ -412,7 +414,7 @@ control(struct req *r)
 	} else if (get && strcmp(p, "/fake/faults") == 0) {
 		v = faults_list();
 	} else if (post && strcmp(p, "/fake/faults") == 0) {
-		if ((rc = http_body_all(r, SMALL_BODY, &body)) == -1)
+		if ((rc = pr_httpd_body_all(&r->http, SMALL_BODY, &body)) == -1)
 			goto out;
 		if (rc == -2) {
 			http_error(r, 413, "invalid", "Faults: the body is over 1 MiB.");
@@ -440,12 +442,12 @@ control(struct req *r)
 				break;
 		if (i < sizeof paths / sizeof paths[0])
 			http_error(r, 405, "methodNotAllowed", "Method %s is not allowed on %s.",
-			    r->method, p);
+			    r->http.method, p);
 		else
 			http_error(r, 404, "notFound", "Not Found");
 		goto out;
 	}
-	http_json(r, 200, NULL, v);
+	pr_httpd_json(&r->http, 200, NULL, v);
 out:
 	cJSON_Delete(v);
 	pr_buf_free(&body);
@@ -453,43 +455,26 @@ out:
 
 /* ---- the log ---- */
 
-/* The target with the upload id hidden: the session URI is a credential. */
-static char *
-redacted(const char *target)
-{
-	struct pr_buf b = PR_BUF_INIT;
-	const char *p = target, *hit;
-	size_t n;
-
-	while ((hit = strstr(p, "upload_id=")) &&
-	    (hit == target || hit[-1] == '?' || hit[-1] == '&')) {
-		pr_buf_add(&b, p, (size_t)(hit - p) + 10);
-		pr_buf_adds(&b, "\xe2\x80\xa6");
-		n = strcspn(hit + 10, "&");
-		p = hit + 10 + n;
-	}
-	pr_buf_adds(&b, p);
-	return pr_buf_steal(&b);
-}
-
 static void
 log_request(struct req *r, double t)
 {
 	cJSON *e = pr_json_object();
-	char *path = redacted(r->target), num[32];
+	/* The upload id hidden: the session URI is a credential. */
+	char *path = pr_redact_query(r->http.target, "upload_id"), num[32];
 
 	snprintf(num, sizeof num, "%.3f", t);
 	cJSON_AddItemToObject(e, "t", pr_json_number_text(num));
-	pr_json_set_string(e, "method", r->method);
+	pr_json_set_string(e, "method", r->http.method);
 	pr_json_set_string(e, "kind", kind_names[r->kind]);
 	pr_json_set_string(e, "path", path);
-	cJSON_AddItemToObject(e, "status", r->status ? pr_json_int(r->status) : pr_json_null());
-	pr_json_set_int(e, "body_bytes", r->got);
+	cJSON_AddItemToObject(e, "status", r->http.status ? pr_json_int(r->http.status) :
+	    pr_json_null());
+	pr_json_set_int(e, "body_bytes", r->http.got);
 	cJSON_AddItemToObject(e, "fault", r->faults[0] ? pr_json_string(r->faults) : pr_json_null());
 	if (S.set.verbose)
-		fprintf(stderr, "fake-gcs: %s %s %s -> %s%d (%lld body bytes)%s%s\n", r->method,
-		    path, kind_names[r->kind], r->status ? "" : "no answer ", r->status,
-		    r->got, r->faults[0] ? ", fault " : "", r->faults);
+		fprintf(stderr, "fake-gcs: %s %s %s -> %s%d (%lld body bytes)%s%s\n", r->http.method,
+		    path, kind_names[r->kind], r->http.status ? "" : "no answer ", r->http.status,
+		    r->http.got, r->faults[0] ? ", fault " : "", r->faults);
 	pthread_mutex_lock(&S.lock);
 	if (cJSON_GetArraySize(S.log) < LOG_MAX) {
 		cJSON_AddItemToArray(S.log, e);
@@ -503,13 +488,15 @@ log_request(struct req *r, double t)
 /* ---- every request ---- */
 
 void
-route(struct req *r)
+route(struct pr_httpd_req *hr)
 {
+	struct req *r = (struct req *)hr;
 	struct target t = { 0 };
 	double t0 = pr_monotonic() - S.t0;
 	bool body_method;
 
-	if (strcmp(r->path, "/fake") == 0 || strncmp(r->path, "/fake/", 6) == 0) {
+	r->kind = K_OTHER;
+	if (strcmp(r->http.path, "/fake") == 0 || strncmp(r->http.path, "/fake/", 6) == 0) {
 		control(r);
 		return;
 	}
@@ -519,10 +506,10 @@ route(struct req *r)
 	S.n.requests[r->kind]++;
 	pthread_mutex_unlock(&S.lock);
 
-	body_method = strcmp(r->method, "POST") == 0 || strcmp(r->method, "PUT") == 0;
-	if (r->chunked || (body_method && r->clen < 0)) {
+	body_method = strcmp(r->http.method, "POST") == 0 || strcmp(r->http.method, "PUT") == 0;
+	if (r->http.chunked || (body_method && r->http.clen < 0)) {
 		/* Chunked bodies are not taken: GCS clients always know the size. */
-		r->close = r->close || r->chunked;
+		r->http.close = r->http.close || r->http.chunked;
 		http_error(r, 411, "lengthRequired", "Length Required: a Content-Length is needed "
 		    "(chunked transfer encoding is not accepted).");
 		goto out;
@@ -534,7 +521,8 @@ route(struct req *r)
 		goto out;
 	}
 	if (t.wrong_method) {
-		http_error(r, 405, "methodNotAllowed", "Method %s is not allowed here.", r->method);
+		http_error(r, 405, "methodNotAllowed", "Method %s is not allowed here.",
+		    r->http.method);
 		goto out;
 	}
 	if (!authorized(r))
@@ -552,7 +540,8 @@ route(struct req *r)
 	case K_TOKEN: route_token(r); break;
 	case K_METADATA_TOKEN: route_metadata_token(r); break;
 	default:
-		if (strncmp(r->path, "/upload/storage/v1/b/", 21) == 0 && strcmp(r->method, "POST") == 0)
+		if (strncmp(r->http.path, "/upload/storage/v1/b/", 21) == 0 &&
+		    strcmp(r->http.method, "POST") == 0)
 			http_error(r, 400, "invalid", "Upload requests need uploadType=media, "
 			    "multipart or resumable.");
 		else

@@ -191,14 +191,14 @@ number(const char **p, long long *out)
 int
 content_range(const struct req *r, struct range *rg)
 {
-	const char *v = http_header(r, "Content-Range"), *p;
+	const char *v = pr_httpd_header(&r->http, "Content-Range"), *p;
 
 	rg->first = rg->last = rg->total = -1;
 	if (!v) {
-		if (r->clen > 0) {
+		if (r->http.clen > 0) {
 			rg->first = 0;
-			rg->last = r->clen - 1;
-			rg->total = r->clen;
+			rg->last = r->http.clen - 1;
+			rg->total = r->http.clen;
 		}
 		return 1;
 	}
@@ -228,7 +228,7 @@ resume_incomplete(struct req *r, long long committed)
 	char range[64];
 
 	snprintf(range, sizeof range, "Range: bytes=0-%lld\r\n", committed - 1);
-	http_send(r, 308, committed > 0 ? range : NULL, NULL, NULL, 0);
+	pr_httpd_send(&r->http, 308, committed > 0 ? range : NULL, NULL, NULL, 0);
 }
 
 static void
@@ -309,7 +309,7 @@ take_body(struct req *r, struct session *s, struct plan *p)
 
 	while (pos < p->stop) {
 		want = p->stop - pos < (long long)sizeof buf ? p->stop - pos : (long long)sizeof buf;
-		if ((k = http_body_read(r, buf, (size_t)want)) <= 0)
+		if ((k = pr_httpd_body_read(&r->http, buf, (size_t)want)) <= 0)
 			return -1;
 		lo = pos > p->base ? pos : p->base;
 		hi = pos + k < p->keep_end ? pos + k : p->keep_end;
@@ -340,7 +340,7 @@ chunk(struct req *r, struct session *s, const struct range *rg)
 	pthread_mutex_lock(&s->io);
 	if (s->done) {
 		pthread_mutex_unlock(&s->io);
-		http_json(r, 200, NULL, s->object);
+		pr_httpd_json(&r->http, 200, NULL, s->object);
 		return;
 	}
 	if (rg->total >= 0 && s->total >= 0 && rg->total != s->total) {
@@ -349,14 +349,14 @@ chunk(struct req *r, struct session *s, const struct range *rg)
 		    rg->total, s->total);
 		goto refuse;
 	}
-	if (query && r->clen != 0) {
+	if (query && r->http.clen != 0) {
 		fail_set(&f, 400, "invalid", "Invalid request. A Content-Range of bytes */TOTAL "
 		    "goes with an empty body.");
 		goto refuse;
 	}
-	if (!query && rg->last - rg->first + 1 != r->clen) {
+	if (!query && rg->last - rg->first + 1 != r->http.clen) {
 		fail_set(&f, 400, "invalid", "Invalid request. The Content-Range (%lld bytes) and "
-		    "the Content-Length (%lld) do not agree.", rg->last - rg->first + 1, r->clen);
+		    "the Content-Length (%lld) do not agree.", rg->last - rg->first + 1, r->http.clen);
 		goto refuse;
 	}
 	if (rg->total >= 0 && ((!query && rg->last + 1 > rg->total) ||
@@ -378,7 +378,7 @@ chunk(struct req *r, struct session *s, const struct range *rg)
 		fail_set(&f, 400, "invalid", "Invalid request. The number of bytes uploaded is "
 		    "required to be equal or greater than 262144, except for the final request "
 		    "(it's recommended to be the exact multiple of 262144). The received request "
-		    "contained %lld bytes, which does not meet this requirement.", r->clen);
+		    "contained %lld bytes, which does not meet this requirement.", r->http.clen);
 		goto refuse;
 	}
 	if (query || rg->last + 1 <= s->committed) {
@@ -403,16 +403,16 @@ chunk(struct req *r, struct session *s, const struct range *rg)
 			p.cut = true;
 			p.persist = fl.persist;
 			if (fl.bytes >= 0)
-				p.stop = p.first + (fl.bytes < r->clen ? fl.bytes : r->clen);
+				p.stop = p.first + (fl.bytes < r->http.clen ? fl.bytes : r->http.clen);
 			else if (fl.after_bytes >= 0)
 				p.stop = fl.after_bytes > p.first ? fl.after_bytes : p.first;
 			else
-				p.stop = p.first + r->clen / 2;
+				p.stop = p.first + r->http.clen / 2;
 			/* A server keeps whole granules of what it got. */
 			p.keep_end = p.persist ? p.stop / GRANULE * GRANULE : p.first;
 		} else {
 			p.partial = true;
-			p.keep_end = p.first + (fl.keep < r->clen ? fl.keep : r->clen);
+			p.keep_end = p.first + (fl.keep < r->http.clen ? fl.keep : r->http.clen);
 			p.keep_end = p.keep_end / GRANULE * GRANULE;
 		}
 	}
@@ -428,7 +428,7 @@ chunk(struct req *r, struct session *s, const struct range *rg)
 	if (rc == -2 || s->epoch != p.epoch || s->done) {
 		pthread_mutex_unlock(&s->io);
 		if (p.cut)
-			http_hang_up(r);
+			pr_httpd_hang_up(&r->http);
 		else
 			http_error(r, 503, "backendError", "A later request on this upload session "
 			    "superseded this one; ask for the upload status.");
@@ -441,7 +441,7 @@ chunk(struct req *r, struct session *s, const struct range *rg)
 	}
 	if (p.cut) {
 		pthread_mutex_unlock(&s->io);
-		http_hang_up(r);
+		pr_httpd_hang_up(&r->http);
 		return;
 	}
 	if (p.partial || !(s->total >= 0 && s->committed == s->total)) {
@@ -454,7 +454,7 @@ complete:
 	complete = finish(r, s, &res, &f) == 0;
 	pthread_mutex_unlock(&s->io);
 	if (complete)
-		http_json(r, 200, NULL, res);
+		pr_httpd_json(&r->http, 200, NULL, res);
 	else
 		http_fail(r, &f);
 	cJSON_Delete(res);
@@ -491,7 +491,7 @@ route_session(struct req *r, enum kind k, const char *upload_id)
 		    "The upload session has expired.");
 	} else if (k == K_CANCEL) {
 		session_kill(s);
-		http_send(r, 499, NULL, NULL, NULL, 0);
+		pr_httpd_send(&r->http, 499, NULL, NULL, NULL, 0);
 	} else {
 		chunk(r, s, &rg);
 	}

@@ -20,6 +20,7 @@
 #include "fake.h"
 #include "hash.h"
 #include "http.h"
+#include "urlcode.h"
 
 void
 objspec_free(struct objspec *o)
@@ -158,7 +159,7 @@ store_resource(const cJSON *side)
 	cJSON *o = pr_json_object(), *meta;
 	char etag[64], etag64[PR_BASE64_LEN(64)];
 
-	pct_encode(&enc, name);
+	pr_pct_encode(&enc, name);
 	pr_json_set_string(o, "kind", "storage#object");
 	pr_buf_printf(&b, "%s/%s/%s", bucket, name, gen);
 	pr_json_set_string(o, "id", b.data);

@@ -16,6 +16,7 @@
 #include "base64.h"
 #include "fake.h"
 #include "http.h"
+#include "urlcode.h"
 
 #define JWT_MAX 16384
 
@@ -155,7 +156,7 @@ oauth_error(struct req *r, int code, const char *error, const char *desc)
 
 	pr_json_set_string(e, "error", error);
 	pr_json_set_string(e, "error_description", desc);
-	http_json(r, code, NULL, e);
+	pr_httpd_json(&r->http, code, NULL, e);
 	cJSON_Delete(e);
 }
 
@@ -296,7 +297,7 @@ form_field(const char *body, const char *key)
 		amp = strchr(p, '&');
 		n = amp ? (size_t)(amp - p) : strlen(p);
 		if (n > klen && strncmp(p, key, klen) == 0 && p[klen] == '=')
-			return pct_decode(p + klen + 1, n - klen - 1, true);
+			return pr_pct_decode(p + klen + 1, n - klen - 1, true);
 		p += n;
 		if (*p == '&')
 			p++;
@@ -314,7 +315,7 @@ route_token(struct req *r)
 	cJSON *answer;
 	int rc;
 
-	if ((rc = http_body_all(r, SMALL_BODY, &body)) == -1)
+	if ((rc = pr_httpd_body_all(&r->http, SMALL_BODY, &body)) == -1)
 		goto out;
 	if (rc == -2) {
 		oauth_error(r, 413, "invalid_request", "The request is too large.");
@@ -339,7 +340,7 @@ route_token(struct req *r)
 		goto out;
 	}
 	answer = issue();
-	http_json(r, 200, NULL, answer);
+	pr_httpd_json(&r->http, 200, NULL, answer);
 	cJSON_Delete(answer);
 out:
 	free(grant);
@@ -351,14 +352,15 @@ void
 route_metadata_token(struct req *r)
 {
 	static const char missing[] = "Missing required header \"Metadata-Flavor\": \"Google\"\n";
-	const char *flavor = http_header(r, "Metadata-Flavor");
+	const char *flavor = pr_httpd_header(&r->http, "Metadata-Flavor");
 	cJSON *answer;
 
 	if (!flavor || strcmp(flavor, "Google") != 0) {
-		http_send(r, 403, NULL, "text/plain; charset=utf-8", missing, sizeof missing - 1);
+		pr_httpd_send(&r->http, 403, NULL, "text/plain; charset=utf-8", missing,
+		    sizeof missing - 1);
 		return;
 	}
 	answer = issue();
-	http_json(r, 200, "Metadata-Flavor: Google\r\n", answer);
+	pr_httpd_json(&r->http, 200, "Metadata-Flavor: Google\r\n", answer);
 	cJSON_Delete(answer);
 }

@@ -14,6 +14,7 @@
 
 #include "fake.h"
 #include "http.h"
+#include "urlcode.h"
 
 /* ---- what every upload checks first ---- */
 
@@ -57,7 +58,7 @@ precondition(struct req *r, struct objspec *o, struct fail *f)
 	uint64_t g;
 	int rc;
 
-	if ((rc = http_query(r, "ifGenerationMatch", &v)) == 0)
+	if ((rc = pr_httpd_query(&r->http, "ifGenerationMatch", &v)) == 0)
 		return 0;
 	if (rc < 0 || pr_parse_u64(v, &g) < 0 || g > INT64_MAX) {
 		fail_set(f, 400, "invalid", "Invalid argument for ifGenerationMatch.");
@@ -75,7 +76,7 @@ static int
 query_name(struct req *r, struct objspec *o, struct fail *f)
 {
 	char *v = NULL;
-	int rc = http_query(r, "name", &v);
+	int rc = pr_httpd_query(&r->http, "name", &v);
 
 	if (rc < 0) {
 		fail_set(f, 400, "invalid", "Invalid percent-encoding in the name parameter.");
@@ -144,7 +145,7 @@ bad:
 static void
 goog_hash(struct req *r, char **crc, char **md5)
 {
-	const char *h = http_header(r, "X-Goog-Hash"), *p, *end;
+	const char *h = pr_httpd_header(&r->http, "X-Goog-Hash"), *p, *end;
 	size_t n;
 
 	*crc = *md5 = NULL;
@@ -221,13 +222,13 @@ route_media(struct req *r, const char *bucket)
 	if (check_bucket(bucket, &f) < 0 || query_name(r, &o, &f) < 0 ||
 	    check_name(o.name, &f) < 0 || precondition(r, &o, &f) < 0)
 		goto fail;
-	if ((ct = http_header(r, "Content-Type")) && *ct)
+	if ((ct = pr_httpd_header(&r->http, "Content-Type")) && *ct)
 		o.content_type = pr_xstrdup(ct);
 	if (sink_open(&s) < 0) {
 		fail_set(&f, 500, "backendError", "Cannot store the upload.");
 		goto fail;
 	}
-	while ((k = http_body_read(r, buf, sizeof buf)) > 0) {
+	while ((k = pr_httpd_body_read(&r->http, buf, sizeof buf)) > 0) {
 		if (sink_write(&s, buf, (size_t)k) < 0) {
 			fail_set(&f, 500, "backendError", "Cannot store the upload.");
 			goto fail;
@@ -242,7 +243,7 @@ route_media(struct req *r, const char *bucket)
 	free(s.path);
 	s.path = NULL;
 	count_persisted(s.size);
-	http_json(r, 200, NULL, res);
+	pr_httpd_json(&r->http, 200, NULL, res);
 	goto out;
 fail:
 	http_fail(r, &f);
@@ -271,7 +272,7 @@ mp_fill(struct mp *m)
 	memmove(m->buf, m->buf + m->off, m->len - m->off);
 	m->len -= m->off;
 	m->off = 0;
-	if ((k = http_body_read(m->r, m->buf + m->len, sizeof m->buf - m->len)) < 0)
+	if ((k = pr_httpd_body_read(&m->r->http, m->buf + m->len, sizeof m->buf - m->len)) < 0)
 		return -1;
 	m->len += (size_t)k;
 	return k > 0;
@@ -437,7 +438,7 @@ route_multipart(struct req *r, const char *bucket)
 	o.bucket = pr_xstrdup(bucket);
 	if (check_bucket(bucket, &f) < 0 || precondition(r, &o, &f) < 0)
 		goto fail;
-	if (!(boundary = boundary_of(http_header(r, "Content-Type")))) {
+	if (!(boundary = boundary_of(pr_httpd_header(&r->http, "Content-Type")))) {
 		fail_set(&f, 400, "invalid", "Content-Type must be multipart/related with a boundary.");
 		goto fail;
 	}
@@ -477,7 +478,7 @@ route_multipart(struct req *r, const char *bucket)
 		rc = 1;
 		goto malformed;
 	}
-	if (http_drain(r) < 0)
+	if (pr_httpd_drain(&r->http) < 0)
 		goto out;
 	sink_close(&s, &crc, md5);
 	if (finalize(r, s.path, &o, crc, md5, s.size, &res, &f) < 0)
@@ -485,10 +486,10 @@ route_multipart(struct req *r, const char *bucket)
 	free(s.path);
 	s.path = NULL;
 	count_persisted(s.size);
-	http_json(r, 200, NULL, res);
+	pr_httpd_json(&r->http, 200, NULL, res);
 	goto out;
 malformed:
-	if (rc == -1 && r->close)
+	if (rc == -1 && r->http.close)
 		goto out;       /* the client went away */
 	fail_set(&f, 400, "invalid", rc == 1 ?
 	    "Multipart upload: exactly two parts (metadata, media) are expected." :
@@ -524,7 +525,7 @@ route_initiate(struct req *r, const char *bucket)
 	o.bucket = pr_xstrdup(bucket);
 	if (check_bucket(bucket, &f) < 0 || precondition(r, &o, &f) < 0)
 		goto fail;
-	if ((rc = http_body_all(r, SMALL_BODY, &body)) == -1)
+	if ((rc = pr_httpd_body_all(&r->http, SMALL_BODY, &body)) == -1)
 		goto out;
 	if (rc == -2) {
 		fail_set(&f, 413, "uploadTooLarge", "The metadata is over 1 MiB.");
@@ -535,9 +536,9 @@ route_initiate(struct req *r, const char *bucket)
 	if (query_name(r, &o, &f) < 0 || check_name(o.name, &f) < 0 ||
 	    hash_format(o.want_crc32c, o.want_md5, &f) < 0)
 		goto fail;
-	if (!o.content_type && (xct = http_header(r, "X-Upload-Content-Type")) && *xct)
+	if (!o.content_type && (xct = pr_httpd_header(&r->http, "X-Upload-Content-Type")) && *xct)
 		o.content_type = pr_xstrdup(xct);
-	if ((xlen = http_header(r, "X-Upload-Content-Length"))) {
+	if ((xlen = pr_httpd_header(&r->http, "X-Upload-Content-Length"))) {
 		if (pr_parse_u64(xlen, &u) < 0 || u > ((uint64_t)1 << 50)) {
 			fail_set(&f, 400, "invalid", "Invalid X-Upload-Content-Length.");
 			goto fail;
@@ -546,12 +547,12 @@ route_initiate(struct req *r, const char *bucket)
 	}
 	pr_buf_printf(&loc, "%s/upload/storage/v1/b/%s/o?uploadType=resumable&name=",
 	    S.set.base, o.bucket);
-	pct_encode(&loc, o.name);
+	pr_pct_encode(&loc, o.name);
 	if (session_create(&o, total, id, &f) < 0)
 		goto fail;
 	pr_buf_printf(&loc, "&upload_id=%s", id);
 	headers = pr_xasprintf("Location: %s\r\nX-GUploader-UploadID: %s\r\n", loc.data, id);
-	http_send(r, 200, headers, "text/plain; charset=utf-8", NULL, 0);
+	pr_httpd_send(&r->http, 200, headers, "text/plain; charset=utf-8", NULL, 0);
 	free(headers);
 	goto out;
 fail:

@@ -19,6 +19,7 @@
 #define BODY_MAX (1 << 20)
 
 struct req;
+struct pr_httpd_req;
 
 /* What a request is, for counters, the log and where faults strike. */
 enum kind {
@@ -62,8 +63,6 @@ struct armed;
 
 struct state {
 	pthread_mutex_t lock;
-	pthread_cond_t wake;    /* timeouts sleep on it; stopping wakes them */
-	bool stop;
 	struct settings set;
 	double t0;              /* monotonic start */
 	struct counters n;
@@ -73,11 +72,6 @@ struct state {
 };
 
 extern struct state S;
-
-/* ---- main.c ---- */
-
-/* Sleeps (for ever when seconds < 0), waking early when the server stops. */
-void nap(double seconds);
 
 /* ---- pods.c (callers hold S.lock unless said otherwise) ---- */
 
@@ -101,7 +95,8 @@ void pods_free(void);
 
 /* ---- routes.c ---- */
 
-void route(struct req *r);
+/* Every request, as the server hands it over (a struct req). */
+void route(struct pr_httpd_req *hr);
 /* Logs a routed request once: called just before it is answered (or the
  * connection is cut), and at the end of route for the rest. */
 void log_request(struct req *r);

@@ -306,7 +306,7 @@ errors(struct req *r, int code, const char *msg, const char *path)
 	cJSON_AddItemToArray(list, e);
 	cJSON_AddItemToObject(o, "errors", list);
 	cJSON_AddItemToObject(o, "data", pr_json_null());
-	http_json(r, code, o);
+	pr_httpd_json(&r->http, code, NULL, o);
 	cJSON_Delete(o);
 }
 
@@ -361,7 +361,7 @@ execute(struct req *r, struct op *o)
 	data = pr_json_object();
 	cJSON_AddItemToObject(data, key, v);
 	cJSON_AddItemToObject(top, "data", data);
-	http_json(r, 200, top);
+	pr_httpd_json(&r->http, 200, NULL, top);
 	cJSON_Delete(top);
 }
 
@@ -379,11 +379,11 @@ route_graphql(struct req *r)
 	int rc;
 
 	memset(&o, 0, sizeof o);
-	if (strcmp(r->method, "POST") != 0) {
+	if (strcmp(r->http.method, "POST") != 0) {
 		errors(r, 405, "fake-runpod takes GraphQL requests by POST only", NULL);
 		goto out;
 	}
-	if ((rc = http_body_all(r, &body)) == -1)
+	if ((rc = pr_httpd_body_all(&r->http, BODY_MAX, &body)) == -1)
 		goto out;
 	if (rc == -2) {
 		errors(r, 413, "the body is over 1 MiB", NULL);

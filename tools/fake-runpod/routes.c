@@ -12,6 +12,7 @@
 
 #include "fake.h"
 #include "http.h"
+#include "urlcode.h"
 
 #define LOG_MAX 100000
 
@@ -26,7 +27,7 @@ rest_error(struct req *r, int code, const char *fmt, ...)
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
 	pr_json_set_string(o, "error", msg);
-	http_json(r, code, o);
+	pr_httpd_json(&r->http, code, NULL, o);
 	cJSON_Delete(o);
 }
 
@@ -37,15 +38,15 @@ rest_error(struct req *r, int code, const char *fmt, ...)
 static enum kind
 classify(struct req *r, char *id, size_t idlen, bool *allowed)
 {
-	const char *rest, *slash, *m = r->method;
+	const char *rest, *slash, *m = r->http.method;
 	size_t n;
 
 	*allowed = true;
-	if (strcmp(r->path, "/graphql") == 0)
+	if (strcmp(r->http.path, "/graphql") == 0)
 		return K_GRAPHQL;
-	if (strncmp(r->path, "/v1/pods/", 9) != 0)
+	if (strncmp(r->http.path, "/v1/pods/", 9) != 0)
 		return K_OTHER;
-	rest = r->path + 9;
+	rest = r->http.path + 9;
 	slash = strchr(rest, '/');
 	n = slash ? (size_t)(slash - rest) : strlen(rest);
 	if (n == 0 || n >= idlen)
@@ -85,7 +86,7 @@ key_eq(const char *given, const char *key)
 static bool
 authorized(struct req *r)
 {
-	const char *h = http_header(r, "Authorization"), *tok;
+	const char *h = pr_httpd_header(&r->http, "Authorization"), *tok;
 	char *q = NULL;
 	bool ok = true;
 	int given = 0;
@@ -103,7 +104,7 @@ authorized(struct req *r)
 		}
 	}
 	if (r->kind == K_GRAPHQL) {
-		switch (http_query(r, "api_key", &q)) {
+		switch (pr_httpd_query(&r->http, "api_key", &q)) {
 		case 1: given++; ok = ok && key_eq(q, S.set.key); break;
 		case -1: given++; ok = false; break;
 		default: break;
@@ -123,7 +124,7 @@ authorized(struct req *r)
 		cJSON_AddItemToArray(list, e);
 		cJSON_AddItemToObject(o, "errors", list);
 		cJSON_AddItemToObject(o, "data", pr_json_null());
-		http_json(r, 401, o);
+		pr_httpd_json(&r->http, 401, NULL, o);
 		cJSON_Delete(o);
 	} else {
 		rest_error(r, 401, given ? "invalid API key" : "an API key is required "
@@ -139,21 +140,17 @@ static bool
 head_fault(struct req *r)
 {
 	struct fault f;
-	bool stopping;
 
 	if (!fault_take(r, F_DROP | F_TIMEOUT | F_STATUS, r->kind, &f))
 		return false;
 	switch (f.kind) {
 	case F_DROP:
-		http_hang_up(r);
+		pr_httpd_hang_up(&r->http);
 		return true;
 	case F_TIMEOUT:
-		nap(f.seconds);
-		pthread_mutex_lock(&S.lock);
-		stopping = S.stop;
-		pthread_mutex_unlock(&S.lock);
-		if (stopping) {
-			http_hang_up(r);
+		pr_httpd_nap(f.seconds);
+		if (pr_httpd_stopping()) {
+			pr_httpd_hang_up(&r->http);
 			return true;
 		}
 		return false;
@@ -167,7 +164,7 @@ head_fault(struct req *r)
 			cJSON_AddItemToArray(list, e);
 			cJSON_AddItemToObject(o, "errors", list);
 			cJSON_AddItemToObject(o, "data", pr_json_null());
-			http_json(r, f.code, o);
+			pr_httpd_json(&r->http, f.code, NULL, o);
 			cJSON_Delete(o);
 		} else {
 			rest_error(r, f.code, "injected fault: HTTP %d", f.code);
@@ -226,9 +223,9 @@ rest_pod(struct req *r, const char *id)
 	}
 	pthread_mutex_unlock(&S.lock);
 	if (o)
-		http_json(r, code, o);
+		pr_httpd_json(&r->http, code, NULL, o);
 	else
-		http_send(r, code, NULL, NULL, 0);
+		pr_httpd_send(&r->http, code, NULL, NULL, NULL, 0);
 	cJSON_Delete(o);
 }
 
@@ -301,15 +298,15 @@ control(struct req *r)
 	};
 	struct pr_buf body = PR_BUF_INIT;
 	struct pr_json_error e;
-	bool get = strcmp(r->method, "GET") == 0, post = strcmp(r->method, "POST") == 0;
-	const char *p = r->path;
+	bool get = strcmp(r->http.method, "GET") == 0, post = strcmp(r->http.method, "POST") == 0;
+	const char *p = r->http.path;
 	cJSON *v = NULL;
 	char why[256];
 	size_t i;
 	int rc;
 
 	if (post && (strcmp(p, "/fake/faults") == 0 || strcmp(p, "/fake/pods") == 0)) {
-		if ((rc = http_body_all(r, &body)) == -1)
+		if ((rc = pr_httpd_body_all(&r->http, BODY_MAX, &body)) == -1)
 			goto out;
 		if (rc == -2) {
 			rest_error(r, 413, "the body is over 1 MiB");
@@ -366,37 +363,18 @@ control(struct req *r)
 			if (strcmp(p, paths[i]) == 0)
 				break;
 		if (i < sizeof paths / sizeof paths[0])
-			rest_error(r, 405, "method %s is not allowed on %s", r->method, p);
+			rest_error(r, 405, "method %s is not allowed on %s", r->http.method, p);
 		else
 			rest_error(r, 404, "not found");
 		goto out;
 	}
-	http_json(r, 200, v);
+	pr_httpd_json(&r->http, 200, NULL, v);
 out:
 	cJSON_Delete(v);
 	pr_buf_free(&body);
 }
 
 /* ---- the log ---- */
-
-/* The target with every api_key value replaced by an ellipsis. */
-static char *
-redacted(const char *target)
-{
-	struct pr_buf b = PR_BUF_INIT;
-	const char *p = target, *hit, *from = target;
-
-	while ((hit = strstr(from, "api_key="))) {
-		from = hit + 8;
-		if (hit == target || (hit[-1] != '?' && hit[-1] != '&'))
-			continue;
-		pr_buf_add(&b, p, (size_t)(hit - p) + 8);
-		pr_buf_adds(&b, "\xe2\x80\xa6");
-		p = from = hit + 8 + strcspn(hit + 8, "&");
-	}
-	pr_buf_adds(&b, p);
-	return pr_buf_steal(&b);
-}
 
 void
 log_request(struct req *r)
@@ -408,20 +386,22 @@ log_request(struct req *r)
 		return;
 	r->log = false;
 	e = pr_json_object();
-	path = redacted(r->target);
+	/* The key is never logged, wherever it comes. */
+	path = pr_redact_query(r->http.target, "api_key");
 	snprintf(num, sizeof num, "%.3f", r->t);
 	cJSON_AddItemToObject(e, "t", pr_json_number_text(num));
-	pr_json_set_string(e, "method", r->method);
+	pr_json_set_string(e, "method", r->http.method);
 	pr_json_set_string(e, "path", path);
 	pr_json_set_string(e, "kind", kind_names[r->kind]);
 	cJSON_AddItemToObject(e, "operation", r->op[0] ? pr_json_string(r->op) : pr_json_null());
 	cJSON_AddItemToObject(e, "pod", r->pod[0] ? pr_json_string(r->pod) : pr_json_null());
-	cJSON_AddItemToObject(e, "status", r->status ? pr_json_int(r->status) : pr_json_null());
+	cJSON_AddItemToObject(e, "status", r->http.status ? pr_json_int(r->http.status) :
+	    pr_json_null());
 	cJSON_AddItemToObject(e, "fault", r->faults[0] ? pr_json_string(r->faults) : pr_json_null());
 	if (S.set.verbose)
-		fprintf(stderr, "fake-runpod: %s %s %s%s%s%s%s -> %s%d%s%s\n", r->method, path,
+		fprintf(stderr, "fake-runpod: %s %s %s%s%s%s%s -> %s%d%s%s\n", r->http.method, path,
 		    kind_names[r->kind], r->op[0] ? " " : "", r->op, r->pod[0] ? " pod " : "",
-		    r->pod, r->status ? "" : "no answer ", r->status,
+		    r->pod, r->http.status ? "" : "no answer ", r->http.status,
 		    r->faults[0] ? ", fault " : "", r->faults);
 	pthread_mutex_lock(&S.lock);
 	if (cJSON_GetArraySize(S.log) < LOG_MAX) {
@@ -436,12 +416,14 @@ log_request(struct req *r)
 /* ---- every request ---- */
 
 void
-route(struct req *r)
+route(struct pr_httpd_req *hr)
 {
+	struct req *r = (struct req *)hr;
 	char id[72];
 	bool allowed;
 
-	if (strcmp(r->path, "/fake") == 0 || strncmp(r->path, "/fake/", 6) == 0) {
+	r->kind = K_OTHER;
+	if (strcmp(r->http.path, "/fake") == 0 || strncmp(r->http.path, "/fake/", 6) == 0) {
 		control(r);
 		return;
 	}
@@ -454,15 +436,15 @@ route(struct req *r)
 	S.n.requests[r->kind]++;
 	pthread_mutex_unlock(&S.lock);
 
-	if (r->chunked) {
-		r->close = true;
+	if (r->http.chunked) {
+		r->http.close = true;
 		rest_error(r, 411, "a Content-Length is needed (chunked bodies are not taken)");
 		goto out;
 	}
 	if (head_fault(r))
 		goto out;
-	if ((r->kind != K_OTHER || strcmp(r->path, "/v1") == 0 ||
-	    strncmp(r->path, "/v1/", 4) == 0) && !authorized(r))
+	if ((r->kind != K_OTHER || strcmp(r->http.path, "/v1") == 0 ||
+	    strncmp(r->http.path, "/v1/", 4) == 0) && !authorized(r))
 		goto out;
 	switch (r->kind) {
 	case K_GRAPHQL:
@@ -470,7 +452,8 @@ route(struct req *r)
 		break;
 	case K_OTHER:
 		if (!allowed)
-			rest_error(r, 405, "method %s is not allowed on %s", r->method, r->path);
+			rest_error(r, 405, "method %s is not allowed on %s", r->http.method,
+			    r->http.path);
 		else
 			rest_error(r, 404, "not found");
 		break;
