@@ -25,7 +25,10 @@ stop_all() {
 	pids=()
 }
 trap stop_all EXIT
-trap 'echo "demo: interrupted" >&2; exit 130' INT TERM
+run_pid=
+# Ctrl-C: the pipeline and whatever it runs (its own process group), then
+# the stand-ins (the EXIT trap).
+trap 'echo "demo: interrupted" >&2; [ -z "$run_pid" ] || kill -- "-$run_pid" 2> /dev/null; exit 130' INT TERM
 
 rm -rf "$demo"
 mkdir -p "$demo/prompts" "$demo/comfy" "$demo/gcs/demo-bucket"
@@ -80,9 +83,12 @@ echo "demo: ComfyUI on :$comfy, Cloud Storage on :$gcs, RunPod on :$runpod"
 echo
 
 rc=0
-"$here/pipeline.sh" --server "http://127.0.0.1:$comfy" --state "$demo/state" --out "$demo/out" \
+setsid "$here/pipeline.sh" --server "http://127.0.0.1:$comfy" --state "$demo/state" --out "$demo/out" \
     --dest gs://demo-bucket/videos --run demo --shutdown --watchdog 10m \
-    "$demo/prompts" || rc=$?
+    "$demo/prompts" &
+run_pid=$!
+wait "$run_pid" || rc=$?
+run_pid=
 
 echo
 echo "demo: finals in $demo/out/final/:"
