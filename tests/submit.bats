@@ -86,15 +86,19 @@ run_videos() {
 	        | ([$posts[] | select(.path == "/upload/image" and .upload == $g[0].name) | .t] | sort) as $u
 	        | ($u | length) == ($p | length) and all(range($p | length); $u[.] < $p[.]))
 	  | $once and length == 2 and all' > /dev/null
-	# each LOW job read its own HIGH job's latent (and its video's reference)
+	# each LOW job read its own HIGH job's latent, and its video's
+	# reference: itself, or (when the run before it on the server loaded
+	# the same file, as ComfyUI's node cache then serves it) earlier
 	jq -e -n --slurpfile r results.jsonl --slurpfile s state.json '
 	  def pad3: tostring | ("00" + .)[-3:];
-	  [$r[] | select(.pass == "low") | . as $j
-	   | ($s[0].runs | map(select(.prompt_id == $j.prompt_id))) as $m
-	   | ($m | length) == 1
-	     and ($m[0].read | index("input/prompt-runner/\($j.video)/job_\($j.n - 1 | pad3).latent") != null)
-	     and ($m[0].read | map(select(endswith(".latent"))) | length) == 1
-	     and all($j.stage[] | select(.["as"] | endswith("_ref.png")); .["as"] as $name | $m[0].read | index("input/\($name)") != null)]
+	  $s[0].runs as $runs
+	  | [$r[] | select(.pass == "low") | . as $j
+	   | ($runs | map(.prompt_id) | index($j.prompt_id)) as $k
+	   | ($runs | map(select(.prompt_id == $j.prompt_id)) | length) == 1
+	     and ($runs[$k].read | index("input/prompt-runner/\($j.video)/job_\($j.n - 1 | pad3).latent") != null)
+	     and ($runs[$k].read | map(select(endswith(".latent"))) | length) == 1
+	     and all($j.stage[] | select(.["as"] | endswith("_ref.png"));
+	             .["as"] as $name | [$runs[0:$k + 1][] | .read | index("input/\($name)")] | any(. != null))]
 	  | length == 6 and all' > /dev/null
 }
 
