@@ -279,9 +279,9 @@ submitted_a1() {
 
 @test "an execution error: the result names the node; dependants skipped; a rerun runs only those" {
 	fast_comfy
-	# one at a time, so the 2nd prompt is a/job_002
+	# one at a time in plan order, so the 2nd prompt is a/job_002
 	arm '{"kind": "exec_error", "exception_type": "RuntimeError", "message": "CUDA error: an illegal memory access was encountered", "prompt": 2, "node": "54"}'
-	submit --queue-depth 1
+	submit --queue-depth 1 --model-batch 0
 	[ "$rc" = 1 ]
 	failed_branch a/job_002
 	result a/job_002 .error | jq -e '.node_id == "54" and .node_type == "WanVideoSampler"
@@ -296,7 +296,7 @@ submitted_a1() {
 	# the rerun, with nothing armed: only the failed and skipped jobs run
 	post /fake/faults/clear '' > /dev/null
 	post /fake/log/clear '' > /dev/null
-	submit --queue-depth 1
+	submit --queue-depth 1 --model-batch 0
 	[ "$rc" = 0 ]
 	all_success
 	grep -q '8 done (5 cached, 3 prompts executed), 0 failed, 0 skipped' err
@@ -331,9 +331,9 @@ submitted_a1() {
 
 @test "out of memory twice: the job fails after its one retry" {
 	fast_comfy
-	# one at a time: the first two prompts are a/job_001 and its retry
+	# one at a time in plan order: the first two prompts are a/job_001 and its retry
 	arm '{"kind": "exec_error", "node": "54", "times": 2}'
-	submit --queue-depth 1
+	submit --queue-depth 1 --model-batch 0
 	[ "$rc" = 1 ]
 	faults_spent
 	failed_branch a/job_001
@@ -345,10 +345,10 @@ submitted_a1() {
 
 @test "truncated and empty outputs: the job fails, the bad file is not left, dependants skipped" {
 	fast_comfy
-	# one at a time: a/job_001 (latent cut in half), then b/job_001, and
+	# one at a time in plan order: a/job_001 (latent cut in half), then b/job_001, and
 	# the first video is b/job_002's (made empty)
 	arm '[{"kind": "truncate", "node": "SaveLatent", "prompt": 1}, {"kind": "empty", "node": "VHS_VideoCombine"}]'
-	submit --queue-depth 1
+	submit --queue-depth 1 --model-batch 0
 	[ "$rc" = 1 ]
 	faults_spent
 	result a/job_001 .error.message | grep -q 'latents/a/job_001.latent is not whole: .*truncated'

@@ -330,6 +330,9 @@ collect_outputs(struct run *R, struct job *j, const cJSON *entry, cJSON **error,
 		free(dest);
 		add_file(files, R, role, path);
 	}
+	/* The derive steps are timed apart: frame extraction is the part of
+	 * the gap between dependent jobs that ffmpeg, not the scheduler, owns. */
+	j->t_fetched = pr_wall();
 	cJSON_ArrayForEach(c, pr_json_get(j->rec, "derive")) {
 		const char *from = pr_json_get_string(c, "from");
 		const char *path = pr_json_get_string(c, "path");

@@ -96,6 +96,8 @@ jobs_read(struct run *R, FILE *fp, const char *name)
 		j->rec = rec;
 		j->id = id;
 		j->video = video;
+		j->pass = pr_json_get_string(rec, "pass");
+		j->model = pr_json_get_string(rec, "model");
 		j->line = in.line;
 	}
 	if (rc < 0)
@@ -542,6 +544,7 @@ job_result(const struct run *R, const struct job *j)
 	set_time(t, "submitted", j->t_submitted);
 	set_time(t, "started", j->t_started);
 	set_time(t, "finished", j->t_finished);
+	set_time(t, "fetched", j->t_fetched);
 	set_time(t, "collected", j->t_collected);
 	pr_json_set(r, "timings", t);
 	pr_json_set(r, "files", j->files ? pr_json_copy(j->files) : pr_json_array());

@@ -19,8 +19,9 @@
 static const char usage[] =
     "usage: pr-submit [--server URL]... [--state DIR] [--out DIR]\n"
     "                 [--job-timeout SECONDS] [--wait-server SECONDS]\n"
-    "                 [--queue-depth N] [--interrupt-on-exit] [--events FILE]\n"
-    "                 [--no-preflight] < jobs > results\n";
+    "                 [--queue-depth N] [--model-batch N] [--move-after SECONDS]\n"
+    "                 [--interrupt-on-exit] [--events FILE] [--no-preflight]\n"
+    "                 < jobs > results\n";
 
 static const char help[] =
     "Renders patched jobs (from pr-patch, all videos at once) on ComfyUI:\n"
@@ -30,14 +31,21 @@ static const char help[] =
     "Rerun it after any failure or kill: finished jobs are not run again,\n"
     "prompts still on the server are found again.\n"
     "\n"
-    "  --server URL         a ComfyUI server, http:// or https:// (repeatable;\n"
-    "                       default http://127.0.0.1:8188)\n"
+    "  --server URL[#AFF]   a ComfyUI server, http:// or https:// (repeatable;\n"
+    "                       default http://127.0.0.1:8188); #high, #low or\n"
+    "                       #MODEL (comma-separated): the jobs it takes first\n"
     "  --state DIR          journal.jsonl and lock live here (default state)\n"
     "  --out DIR            collected files go here (default out)\n"
     "  --job-timeout S      interrupt and fail a job running longer (default: none)\n"
     "  --wait-server S      how long a server may be unreachable, at start and\n"
     "                       later (default 300)\n"
-    "  --queue-depth N      our prompts queued on a server at once (default 2)\n"
+    "  --queue-depth N      our prompts queued on a server at once: the running\n"
+    "                       one and N-1 ready to follow (default 2, at most 16)\n"
+    "  --model-batch N      run jobs of the model a server has loaded first, but\n"
+    "                       none passed over more than N times (default 16;\n"
+    "                       0: plan order)\n"
+    "  --move-after S       move the jobs of a server down this long to the\n"
+    "                       others (default 60)\n"
     "  --interrupt-on-exit  on SIGINT/SIGTERM also stop our prompts on the server\n"
     "  --events FILE        append progress events to FILE as JSON Lines\n"
     "  --no-preflight       skip the checks against /object_info\n"
@@ -56,6 +64,8 @@ parse_options(int argc, char **argv, struct opts *o, const char ***urls, size_t 
 		{ "job-timeout", required_argument, NULL, 't' },
 		{ "wait-server", required_argument, NULL, 'w' },
 		{ "queue-depth", required_argument, NULL, 'q' },
+		{ "model-batch", required_argument, NULL, 'b' },
+		{ "move-after", required_argument, NULL, 'm' },
 		{ "interrupt-on-exit", no_argument, NULL, 'i' },
 		{ "events", required_argument, NULL, 'e' },
 		{ "no-preflight", no_argument, NULL, 'P' },
@@ -72,6 +82,8 @@ parse_options(int argc, char **argv, struct opts *o, const char ***urls, size_t 
 			if (strncmp(optarg, "http://", 7) != 0 && strncmp(optarg, "https://", 8) != 0)
 				pr_usage_error(usage, "--server \"%s\": expected an http:// or https:// URL",
 				    optarg);
+			if (*nurls == MAX_SERVERS)
+				pr_usage_error(usage, "more than %d --server", MAX_SERVERS);
 			*urls = pr_xrealloc(*urls, (*nurls + 1) * sizeof **urls);
 			(*urls)[(*nurls)++] = optarg;
 			break;
@@ -80,10 +92,17 @@ parse_options(int argc, char **argv, struct opts *o, const char ***urls, size_t 
 		case 't': o->job_timeout = pr_seconds_arg(usage, "--job-timeout", optarg, 0.001, 604800); break;
 		case 'w': o->wait_server = pr_seconds_arg(usage, "--wait-server", optarg, 0, 604800); break;
 		case 'q':
-			if (pr_parse_u64(optarg, &n) < 0 || n < 1 || n > 100)
-				pr_usage_error(usage, "--queue-depth \"%s\": expected 1 to 100", optarg);
+			/* Deeper only strands more prompts when we stop or fail. */
+			if (pr_parse_u64(optarg, &n) < 0 || n < 1 || n > 16)
+				pr_usage_error(usage, "--queue-depth \"%s\": expected 1 to 16", optarg);
 			o->queue_depth = (int)n;
 			break;
+		case 'b':
+			if (pr_parse_u64(optarg, &n) < 0 || n > 100000)
+				pr_usage_error(usage, "--model-batch \"%s\": expected 0 to 100000", optarg);
+			o->model_batch = (int)n;
+			break;
+		case 'm': o->move_after = pr_seconds_arg(usage, "--move-after", optarg, 0, 604800); break;
 		case 'i': o->interrupt_on_exit = true; break;
 		case 'e': o->events = optarg; break;
 		case 'P': o->no_preflight = true; break;
@@ -210,7 +229,7 @@ int
 main(int argc, char **argv)
 {
 	struct run R = { .o = { .state = "state", .out = "out", .wait_server = 300,
-	    .queue_depth = 2 } };
+	    .queue_depth = 2, .model_batch = 16, .move_after = 60 } };
 	const char **urls = NULL;
 	size_t nurls = 0;
 	cJSON *journal;
@@ -225,11 +244,22 @@ main(int argc, char **argv)
 	make_uuid(R.client_id);
 
 	jobs_read(&R, stdin, "<stdin>");
-	journal = open_state(&R);
 	R.servers = pr_xcalloc(nurls, sizeof *R.servers);
-	for (size_t i = 0; i < nurls; i++)
-		server_init(&R.servers[R.nservers++], urls[i]);
+	for (size_t i = 0; i < nurls; i++) {
+		server_init(&R.servers[R.nservers], urls[i]);
+		R.servers[R.nservers].index = R.nservers;
+		R.nservers++;
+	}
 	free(urls);
+	const char *unused = schedule_check_affinity(&R);
+	if (unused)
+		pr_usage_error(usage, "--server ...#%s: no job has the pass or model \"%s\"",
+		    unused, unused);
+	for (size_t i = 0; i < R.nservers; i++)
+		for (size_t k = 0; k < i; k++)
+			if (strcmp(R.servers[i].url, R.servers[k].url) == 0)
+				pr_usage_error(usage, "--server %s is given twice", R.servers[i].url);
+	journal = open_state(&R);
 	jobs_keys(&R);
 	jobs_replay(&R, journal);
 	cJSON_Delete(journal);
@@ -250,8 +280,13 @@ main(int argc, char **argv)
 					pr_die(PR_EXIT_USAGE, "preflight: %d problem%s found; nothing was "
 					    "submitted", problems, problems == 1 ? "" : "s");
 			}
-			for (size_t i = 0; i < R.njobs; i++)
+			for (size_t i = 0; i < R.njobs; i++) {
 				R.jobs[i].preflight_ok = true;
+				/* A prompt found again on its server passed once; if
+				 * it is lost it may go anywhere. */
+				if (R.o.no_preflight || R.jobs[i].state != JOB_WAITING)
+					R.jobs[i].runs_on = ~UINT64_C(0);
+			}
 			if (!(R.wsctx = pr_wsctx_new(30)))
 				pr_die(PR_EXIT_INFRA, "cannot start libwebsockets");
 			run_loop(&R);

@@ -299,7 +299,13 @@ preflight(struct run *R)
 			pr_validate_prompt(pr_json_get(j->rec, "workflow"),
 			    targets, s->object_info,
 			    pr_nodes(), &files, &v);
-			problems += report_validation(R, j, s, &v);
+			/* A server the job only falls back on (another's
+			 * affinity) may lack its model: the job just never
+			 * goes there. */
+			if (!v.error && !cJSON_GetArraySize(v.node_errors))
+				j->runs_on |= UINT64_C(1) << s->index;
+			else if (schedule_preferred(R, j, s))
+				problems += report_validation(R, j, s, &v);
 			pr_validation_free(&v);
 			/* Local files are the same for every server. */
 			if (!checked) {

@@ -286,29 +286,84 @@ history(struct server *s, const char *pid, cJSON **entry)
 	return *entry ? 1 : 0;
 }
 
+/* Whether a server other than s is there to take work. */
+static bool
+another_up(const struct run *R, const struct server *s)
+{
+	for (size_t k = 0; k < R->nservers; k++)
+		if (&R->servers[k] != s && R->servers[k].usable && !R->servers[k].down_since)
+			return true;
+	return false;
+}
+
+/* s has been down --move-after: its prompts are given up on it (the
+ * journal says so, so a rerun does not wait for them either) and their
+ * jobs go to the other servers. Should s come back, they are taken off
+ * its queue. */
+static void
+move_jobs(struct run *R, struct server *s, const char *why)
+{
+	for (size_t i = 0; i < R->njobs; i++) {
+		struct job *j = &R->jobs[i];
+		if (j->state != JOB_QUEUED || j->srv != s)
+			continue;
+		pr_warn("%s: %s is down (%s): moving it to another server", j->id, s->url, why);
+		cJSON *ev = ev_new("lost", j);
+		pr_json_set_string(ev, "prompt_id", j->prompt_id);
+		pr_json_set_string(ev, "why", "server down: moved");
+		journal_event(R, ev);
+		progress_event(R, j, "lost", NULL);
+		cJSON_AddItemToArray(s->moved, pr_json_string(j->prompt_id));
+		back_to_waiting(j);
+	}
+}
+
 static void
 server_down(struct run *R, struct server *s, const char *why)
 {
 	double now = pr_wall();
+	bool lost = false;
 
 	if (!s->down_since) {
 		s->down_since = now;
 		pr_warn("%s: %s; waiting for it (--wait-server %.0f s)", s->url, why, R->o.wait_server);
 	}
 	s->next_poll = now + 1;
+	if (now - s->down_since >= R->o.move_after && another_up(R, s))
+		move_jobs(R, s, why);
 	if (now - s->down_since < R->o.wait_server)
 		return;
 	/* Gone for good: its jobs cannot finish in this run. They stay open
 	 * in the journal, so a rerun finds them again if it comes back. */
 	pr_warn("%s: unreachable for %.0f s: giving up on it", s->url, now - s->down_since);
 	s->usable = false;
-	R->infra = true;
 	for (size_t i = 0; i < R->njobs; i++) {
 		struct job *j = &R->jobs[i];
-		if (j->state == JOB_QUEUED && j->srv == s)
+		if (j->state == JOB_QUEUED && j->srv == s) {
 			job_fail(R, j, job_error(NULL, NULL, NULL, "server %s unreachable: %s; rerun "
 			    "to collect", s->url, why), false);
+			lost = true;
+		}
 	}
+	if (lost || !another_up(R, s))
+		R->infra = true;
+}
+
+/* s answers again: prompts moved off it must not run there as well. */
+static void
+server_back(struct run *R, struct server *s, const cJSON *running, const cJSON *pending)
+{
+	const cJSON *id;
+
+	pr_warn("%s: answering again", s->url);
+	s->down_since = 0;
+	cJSON_ArrayForEach(id, s->moved)
+		if (pr_json_has_string(running, id->valuestring) ||
+		    pr_json_has_string(pending, id->valuestring))
+			server_interrupt(s, id->valuestring);
+	cJSON_Delete(s->moved);
+	s->moved = pr_json_array();
+	(void)R;
 }
 
 /* The check: where each of our prompts is, by the server's own account. */
@@ -322,7 +377,9 @@ poll_server(struct run *R, struct server *s)
 
 	for (size_t i = 0; i < R->njobs; i++)
 		any |= R->jobs[i].state == JOB_QUEUED && R->jobs[i].srv == s;
-	if (!any || now < s->next_poll || !s->usable)
+	/* A server that is down is looked at even with nothing of ours on
+	 * it: it gets work again when it answers. */
+	if ((!any && !s->down_since) || now < s->next_poll || !s->usable)
 		return;
 	/* Queue first, then history: a prompt leaving the queue is in
 	 * history by then, so it is never seen in neither by accident. */
@@ -331,8 +388,7 @@ poll_server(struct run *R, struct server *s)
 		return;
 	}
 	if (s->down_since)
-		pr_warn("%s: answering again", s->url);
-	s->down_since = 0;
+		server_back(R, s, running, pending);
 	for (size_t i = 0; i < R->njobs; i++) {
 		struct job *j = &R->jobs[i];
 		cJSON *entry = NULL;
@@ -527,17 +583,6 @@ check_timeouts(struct run *R)
 	}
 }
 
-static bool
-ready(const struct job *j, double now)
-{
-	if (j->state != JOB_WAITING || now < j->retry_at || !j->preflight_ok)
-		return false;
-	for (size_t i = 0; i < j->ndeps; i++)
-		if (j->deps[i]->state != JOB_DONE)
-			return false;
-	return true;
-}
-
 static void
 skip_dependants(struct run *R)
 {
@@ -562,31 +607,40 @@ skip_dependants(struct run *R)
 	}
 }
 
+/* Every server with room gets its next jobs now, before its current one
+ * ends: the look-ahead that keeps its GPU from waiting on us. */
 static void
 submit_ready(struct run *R)
 {
 	double now = pr_wall();
+	struct job *j;
 
 	for (size_t k = 0; k < R->nservers; k++) {
 		struct server *s = &R->servers[k];
 		if (!s->usable || s->down_since)
 			continue;
-		for (size_t i = 0; i < R->njobs && s->inflight < R->o.queue_depth && !stop_signal; i++)
-			if (ready(&R->jobs[i], now))
-				submit_job(R, &R->jobs[i], s);
+		while (s->inflight < R->o.queue_depth && !stop_signal &&
+		    (j = schedule_next(R, s, now))) {
+			submit_job(R, j, s);
+			if (j->state == JOB_QUEUED)
+				schedule_sent(R, j, s, now);
+			now = pr_wall();
+		}
 	}
 }
 
 static bool
 busy(const struct run *R)
 {
-	bool usable = false;
+	uint64_t usable = 0;
 
 	for (size_t k = 0; k < R->nservers; k++)
-		usable |= R->servers[k].usable;
+		if (R->servers[k].usable)
+			usable |= UINT64_C(1) << k;
 	for (size_t i = 0; i < R->njobs; i++) {
-		enum job_state st = R->jobs[i].state;
-		if (st == JOB_QUEUED || (st == JOB_WAITING && usable && R->jobs[i].preflight_ok))
+		const struct job *j = &R->jobs[i];
+		if (j->state == JOB_QUEUED ||
+		    (j->state == JOB_WAITING && (j->runs_on & usable) && j->preflight_ok))
 			return true;
 	}
 	return false;

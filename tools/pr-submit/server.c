@@ -13,13 +13,25 @@
 void
 server_init(struct server *s, const char *url)
 {
+	const char *hash = strchr(url, '#');
+
 	memset(s, 0, sizeof *s);
-	s->url = pr_xstrdup(url);
+	/* The fragment is ours: a URL never sends it to the server. */
+	s->url = hash ? pr_xstrndup(url, (size_t)(hash - url)) : pr_xstrdup(url);
+	for (const char *a = hash ? hash + 1 : NULL; a && *a;) {
+		size_t n = strcspn(a, ",");
+		if (n) {
+			s->affinity = pr_xrealloc(s->affinity, (s->naffinity + 1) * sizeof *s->affinity);
+			s->affinity[s->naffinity++] = pr_xstrndup(a, n);
+		}
+		a += n + (a[n] == ',');
+	}
 	/* A trailing slash would make "//prompt". */
 	while (strlen(s->url) > 1 && s->url[strlen(s->url) - 1] == '/')
 		s->url[strlen(s->url) - 1] = '\0';
 	s->http = pr_http_new(s->url);
 	s->staged = pr_json_object();
+	s->moved = pr_json_array();
 	s->ws_backoff = 0.5;
 }
 
@@ -31,6 +43,10 @@ server_free(struct server *s)
 	pr_http_free(s->http);
 	cJSON_Delete(s->object_info);
 	cJSON_Delete(s->staged);
+	cJSON_Delete(s->moved);
+	for (size_t i = 0; i < s->naffinity; i++)
+		free(s->affinity[i]);
+	free(s->affinity);
 	free(s->url);
 }
 

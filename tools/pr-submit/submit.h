@@ -2,7 +2,8 @@
  * pr-submit: what one run knows. main.c reads the jobs and runs the
  * phases; jobs.c loads them, computes cache keys and replays the journal;
  * preflight.c checks them against the servers; server.c speaks to one
- * ComfyUI; run.c is the loop that submits, waits and finishes jobs;
+ * ComfyUI; schedule.c decides which ready job goes to which server
+ * next; run.c is the loop that submits, waits and finishes jobs;
  * collect.c fetches, verifies and derives their files; progress.c tells
  * the user.
  */
@@ -32,6 +33,7 @@ struct server;
 struct job {
 	cJSON *rec;             /* the input record (owned) */
 	const char *id, *video;
+	const char *pass, *model;       /* NULL when the record has none */
 	size_t line;            /* of the input, for messages */
 	struct job **deps;
 	size_t ndeps;
@@ -39,6 +41,8 @@ struct job {
 	enum job_state state;
 	bool cached;
 	bool preflight_ok;
+	uint64_t runs_on;       /* bit k: passed preflight on server k */
+	int passed_over;        /* jobs sent ahead of it while it was ready */
 
 	/* The current submission. */
 	char prompt_id[40];
@@ -50,7 +54,7 @@ struct job {
 	bool timed_out;
 	double retry_at;        /* not before this (backoff) */
 	int failures;           /* transient failures in a row */
-	double t_submitted, t_started, t_finished, t_collected, t_interrupt;
+	double t_submitted, t_started, t_finished, t_fetched, t_collected, t_interrupt;
 	double missing_since;   /* first seen in neither queue nor history */
 
 	/* Progress. */
@@ -63,8 +67,16 @@ struct job {
 	bool journaled_end;     /* done/failed written to the journal */
 };
 
+/* At most this many --server: a job's servers are a bit mask. */
+#define MAX_SERVERS 64
+
 struct server {
 	char *url;
+	size_t index;           /* in run.servers, its bit in job.runs_on */
+	char **affinity;        /* passes or models it takes; NULL: any job */
+	size_t naffinity;
+	const char *model;      /* of the last job queued on it: loaded next */
+	cJSON *moved;           /* prompt ids moved off it while it was down */
 	struct pr_http *http;
 	struct pr_ws *ws;
 	cJSON *object_info;
@@ -81,6 +93,8 @@ struct opts {
 	double job_timeout;     /* 0: none */
 	double wait_server;
 	int queue_depth;
+	int model_batch;        /* 0: plan order, no grouping by model */
+	double move_after;
 	bool interrupt_on_exit;
 	bool no_preflight;
 };
@@ -125,6 +139,7 @@ int file_sha256(const char *path, char hex[PR_SHA256_HEX], long long *size);
 void file_hashes_free(void);
 
 /* server.c */
+/* url may end in #AFFINITY: a comma-separated list of passes or models. */
 void server_init(struct server *s, const char *url);
 void server_free(struct server *s);
 /* Waits (bounded) for the server to answer, then fetches /object_info and
@@ -146,6 +161,20 @@ bool server_has_file(struct server *s, const char *folder, const char *name);
 
 /* preflight.c: every problem on stderr; the number found. */
 int preflight(struct run *R);
+
+/* schedule.c */
+/* Whether an affinity names a pass or model no job has; the bad name. */
+const char *schedule_check_affinity(const struct run *R);
+/* Whether s is one of the servers j should go to while they are there
+ * (its affinity, else the servers without one, else any). */
+bool schedule_preferred(const struct run *R, const struct job *j, const struct server *s);
+/* Whether s counts as gone: given up, or down longer than --move-after. */
+bool schedule_gone(const struct run *R, const struct server *s, double now);
+/* The ready job s should queue next, or NULL. */
+struct job *schedule_next(struct run *R, struct server *s, double now);
+/* j was queued on s: the other ready jobs s could have taken wait longer. */
+void schedule_sent(struct run *R, struct job *j, struct server *s, double now);
+bool job_ready(const struct job *j, double now);
 
 /* run.c */
 void run_loop(struct run *R);

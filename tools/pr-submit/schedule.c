@@ -1,0 +1,151 @@
+/*
+ * Which ready job goes to which server next. Three rules, in this order:
+ *
+ * - Affinity: a server given "#high" (a pass) or "#MODEL.gguf" takes
+ *   those jobs, so each keeps one model loaded. Jobs no affinity names go
+ *   to the servers without one. A job whose servers are all gone (down
+ *   longer than --move-after) may go anywhere it passed preflight: work
+ *   moves rather than waits.
+ * - Model: among a server's candidates, the jobs of the model it will have
+ *   loaded come first, so the HIGH jobs of several videos run back to
+ *   back, then their LOW jobs; ComfyUI loads a 14B model once per batch
+ *   instead of once per job.
+ * - No starvation: a job passed over --model-batch times goes first,
+ *   whatever its model; ties go to plan order.
+ */
+#include <string.h>
+
+#include "submit.h"
+
+bool
+job_ready(const struct job *j, double now)
+{
+	if (j->state != JOB_WAITING || now < j->retry_at || !j->preflight_ok)
+		return false;
+	for (size_t i = 0; i < j->ndeps; i++)
+		if (j->deps[i]->state != JOB_DONE)
+			return false;
+	return true;
+}
+
+static bool
+names(const struct server *s, const char *what)
+{
+	for (size_t i = 0; what && i < s->naffinity; i++)
+		if (strcmp(s->affinity[i], what) == 0)
+			return true;
+	return false;
+}
+
+static bool
+matches(const struct server *s, const struct job *j)
+{
+	return names(s, j->pass) || names(s, j->model);
+}
+
+const char *
+schedule_check_affinity(const struct run *R)
+{
+	for (size_t k = 0; k < R->nservers; k++) {
+		const struct server *s = &R->servers[k];
+		for (size_t a = 0; a < s->naffinity; a++) {
+			bool used = false;
+			for (size_t i = 0; i < R->njobs && !used; i++) {
+				const struct job *j = &R->jobs[i];
+				used = (j->pass && strcmp(j->pass, s->affinity[a]) == 0) ||
+				    (j->model && strcmp(j->model, s->affinity[a]) == 0);
+			}
+			if (!used)
+				return s->affinity[a];
+		}
+	}
+	return NULL;
+}
+
+bool
+schedule_gone(const struct run *R, const struct server *s, double now)
+{
+	return !s->usable || (s->down_since && now - s->down_since >= R->o.move_after);
+}
+
+/* The servers j may use, as a mask, given which are there (mask). */
+static uint64_t
+choice(const struct run *R, const struct job *j, uint64_t there)
+{
+	uint64_t affine = 0, plain = 0;
+
+	there &= j->runs_on;
+	for (size_t k = 0; k < R->nservers; k++) {
+		const struct server *s = &R->servers[k];
+		if (!(there & (UINT64_C(1) << k)))
+			continue;
+		if (!s->naffinity)
+			plain |= UINT64_C(1) << k;
+		else if (matches(s, j))
+			affine |= UINT64_C(1) << k;
+	}
+	return affine ? affine : plain ? plain : there;
+}
+
+bool
+schedule_preferred(const struct run *R, const struct job *j, const struct server *s)
+{
+	uint64_t there = 0;
+
+	for (size_t k = 0; k < R->nservers; k++)
+		if (R->servers[k].usable)
+			there |= UINT64_C(1) << k;
+	/* Before preflight every server counts as one the job runs on. */
+	struct job any = *j;
+	any.runs_on = ~UINT64_C(0);
+	return choice(R, &any, there) & (UINT64_C(1) << s->index);
+}
+
+static bool
+may_run_on(const struct run *R, const struct job *j, const struct server *s, double now)
+{
+	uint64_t there = 0;
+
+	for (size_t k = 0; k < R->nservers; k++)
+		if (!schedule_gone(R, &R->servers[k], now))
+			there |= UINT64_C(1) << k;
+	return choice(R, j, there) & (UINT64_C(1) << s->index);
+}
+
+static bool
+same_model(const struct server *s, const struct job *j)
+{
+	return s->model && j->model && strcmp(s->model, j->model) == 0;
+}
+
+struct job *
+schedule_next(struct run *R, struct server *s, double now)
+{
+	struct job *oldest = NULL, *same = NULL, *starving = NULL;
+
+	for (size_t i = 0; i < R->njobs; i++) {
+		struct job *j = &R->jobs[i];
+		if (!job_ready(j, now) || !may_run_on(R, j, s, now))
+			continue;
+		if (!oldest)
+			oldest = j;
+		if (!same && same_model(s, j))
+			same = j;
+		if (!starving && j->passed_over >= R->o.model_batch)
+			starving = j;
+	}
+	if (!R->o.model_batch)
+		return oldest;
+	return starving ? starving : same ? same : oldest;
+}
+
+void
+schedule_sent(struct run *R, struct job *sent, struct server *s, double now)
+{
+	s->model = sent->model;
+	for (size_t i = 0; i < R->njobs; i++) {
+		struct job *j = &R->jobs[i];
+		if (j != sent && job_ready(j, now) && may_run_on(R, j, s, now))
+			j->passed_over++;
+	}
+}
