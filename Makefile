@@ -55,7 +55,7 @@ ASAN_O = build/asan/obj
 ASAN_B = build/asan/bin
 SAN    = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
-.PHONY: all check check-slow test asan check-asan install uninstall clean plan lint demo render finals upload
+.PHONY: all check check-slow test asan check-asan install uninstall clean plan lint demo render finals upload bench
 .SUFFIXES:
 # Keep object files: they are intermediates of the tool rule otherwise.
 .SECONDARY:
@@ -128,6 +128,11 @@ check-slow: all
 	@KILL_SEEDS=25 tests/run --bin $(B) tests/submit-kill.bats
 	@UPLOAD_MIB=300 tests/run --bin $(B) tests/upload.bats
 
+# Every benchmark of bench/ (scheduling, combine), side by side on this
+# machine: bench/results/latest.md and latest.json. Reports, never asserts.
+bench: all
+	@PR_BIN=$(abspath $(B)) bench/run
+
 # The whole pipeline against the stand-ins, in demo/: see tools/demo.sh.
 demo: all
 	@tools/demo.sh
@@ -139,7 +144,7 @@ test: all
 	@tests/run --bin $(B)
 
 lint:
-	shellcheck -S style pipeline.sh setup tests/run .ci/run
+	shellcheck -S style pipeline.sh setup tests/run .ci/run tools/demo.sh bench/run bench/schedule bench/combine
 	for m in $(MANS); do mandoc -T lint -W warning $$m || exit 1; done
 
 install: all

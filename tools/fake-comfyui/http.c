@@ -305,7 +305,9 @@ on_http(struct lws *wsi, struct pss *p, const char *path)
 		if (!(p->spa = lws_spa_create_via_info(wsi, &si)))
 			return -1;
 	}
-	if (clen == 0)
+	/* No length and not chunked: HTTP/1.1 says there is no body
+	 * (curl -X POST without data sends such requests). */
+	if (clen == 0 || (clen < 0 && lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) <= 0))
 		return answer(wsi, p);
 	return 0;
 }

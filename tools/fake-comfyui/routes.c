@@ -770,6 +770,9 @@ control(const struct request *q, struct response *r)
 			pr_json_set(res, "running", cJSON_CreateNull());
 		}
 		pr_json_set_int(res, "generation", S.generation);
+		/* Times above are from here, on CLOCK_MONOTONIC: several
+		 * stand-ins on one machine line up by adding it. */
+		pr_json_set(res, "t0", cJSON_CreateNumber(S.t0));
 		pr_json_set(res, "faults", pr_json_copy(S.faults));
 		pthread_mutex_unlock(&S.lock);
 		pr_json_set_int(res, "sockets", ws_connected());
