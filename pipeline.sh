@@ -24,9 +24,13 @@ the pod with pr-shutdown, which refuses while a final is not uploaded. Run
 it again after any failure: what finished is not rendered or sent again.
 
   --dry-run          plan and patch only: nothing is sent to any server
-  --server URL       ComfyUI server (repeatable; default http://127.0.0.1:8188)
-  --job-timeout S    } passed to pr-submit(1)
-  --wait-server S    }
+  --server URL[#AFF] ComfyUI server (repeatable; default http://127.0.0.1:8188);
+                     #high, #low or #MODEL: the jobs it takes (pr-submit(1))
+  --job-timeout S    }
+  --wait-server S    } passed to pr-submit(1)
+  --queue-depth N    }
+  --model-batch N    }
+  --move-after S     }
   --out DIR          rendered files (default: out)
   --state DIR        state folder (default: state)
   --workflows DIR    workflows and rules (default: the workflows/ folder
@@ -101,7 +105,7 @@ while [ $# -gt 0 ]; do
 	--state) [ $# -ge 2 ] || die "--state needs a directory"; state=$2; shift ;;
 	--workflows) [ $# -ge 2 ] || die "--workflows needs a directory"; workflows=$2; shift ;;
 	--out) [ $# -ge 2 ] || die "--out needs a directory"; out=$2; shift ;;
-	--server|--job-timeout|--wait-server)
+	--server|--job-timeout|--wait-server|--queue-depth|--model-batch|--move-after)
 		[ $# -ge 2 ] || die "$1 needs a value"
 		submit_args+=("$1" "$2"); shift ;;
 	--chunk|--overlap|--combine|--seed)
