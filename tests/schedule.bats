@@ -145,19 +145,22 @@ prompts_run() {
 	[ "$(jq '.model_loads | length' b.json)" = 18 ]
 }
 
-@test "no starvation: with --model-batch 2 a ready job waits for at most 2 others" {
+@test "no starvation: with --model-batch 2 a ready job waits for at most 2 jobs of the other model" {
 	# six videos of one chunk: six HIGH jobs ready at once, each LOW job
 	# ready after its HIGH one
 	submit_videos 25 25 25 25 25 25
 	start_server a
-	# runs that started after job $1's dependencies ended and before it
+	# for each job with dependencies: the runs of another model that
+	# started after its dependencies ended and before it
 	waited() {
 		jq -n -r --slurpfile r results.jsonl --slurpfile s "$1" '
 		  ($r | map({key: .id, value: .prompt_id}) | from_entries) as $pid
+		  | ($r | map({key: .prompt_id, value: .model}) | from_entries) as $model
 		  | ($s[0].runs | map({key: .prompt_id, value: .}) | from_entries) as $run
-		  | $r[] | select(.deps | length > 0) | $run[.prompt_id].start as $start
+		  | $r[] | select(.deps | length > 0) | .model as $m | $run[.prompt_id].start as $start
 		  | ([.deps[] | $run[$pid[.]].end] | max) as $ready
-		  | [$s[0].runs[] | select(.start > $ready and .start < $start)] | length'
+		  | [$s[0].runs[] | select(.start > $ready and .start < $start and $model[.prompt_id] != $m)]
+		  | length'
 	}
 	run_submit --server "$a_URL" --queue-depth 1 --model-batch 2
 	assert_success

@@ -615,6 +615,7 @@ submit_ready(struct run *R)
 	double now = pr_wall();
 	struct job *j;
 
+	schedule_observe(R, now);
 	for (size_t k = 0; k < R->nservers; k++) {
 		struct server *s = &R->servers[k];
 		if (!s->usable || s->down_since)

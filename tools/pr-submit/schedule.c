@@ -10,8 +10,11 @@
  *   loaded come first, so the HIGH jobs of several videos run back to
  *   back, then their LOW jobs; ComfyUI loads a 14B model once per batch
  *   instead of once per job.
- * - No starvation: a job passed over --model-batch times goes first,
- *   whatever its model; ties go to plan order.
+ * - No starvation: a ready job waits for at most --model-batch jobs of
+ *   other models in a row, then goes first; otherwise jobs go in the order they
+ *   became ready (plan order for ties), so the last video's jobs do not
+ *   wait behind every other video's, chunk after chunk, and finish alone
+ *   at the end with the GPUs idle.
  */
 #include <string.h>
 
@@ -113,39 +116,75 @@ may_run_on(const struct run *R, const struct job *j, const struct server *s, dou
 }
 
 static bool
+model_eq(const char *a, const char *b)
+{
+	return a && b ? strcmp(a, b) == 0 : a == b;
+}
+
+static bool
 same_model(const struct server *s, const struct job *j)
 {
-	return s->model && j->model && strcmp(s->model, j->model) == 0;
+	return s->model && model_eq(s->model, j->model);
+}
+
+/* Whether a should go before b (the best so far, earlier in plan
+ * order). */
+static bool
+before(const struct run *R, const struct server *s, const struct job *a, const struct job *b)
+{
+	bool starved_a = a->passed_over >= R->o.model_batch;
+	bool starved_b = b->passed_over >= R->o.model_batch;
+
+	if (starved_a != starved_b)
+		return starved_a;
+	if (!starved_a && same_model(s, a) != same_model(s, b))
+		return same_model(s, a);
+	return a->ready_since < b->ready_since;
+}
+
+void
+schedule_observe(struct run *R, double now)
+{
+	for (size_t i = 0; i < R->njobs; i++) {
+		struct job *j = &R->jobs[i];
+		if (!job_ready(j, now))
+			j->ready_since = 0;
+		else if (!j->ready_since)
+			j->ready_since = now;
+	}
 }
 
 struct job *
 schedule_next(struct run *R, struct server *s, double now)
 {
-	struct job *oldest = NULL, *same = NULL, *starving = NULL;
+	struct job *best = NULL;
 
 	for (size_t i = 0; i < R->njobs; i++) {
 		struct job *j = &R->jobs[i];
 		if (!job_ready(j, now) || !may_run_on(R, j, s, now))
 			continue;
-		if (!oldest)
-			oldest = j;
-		if (!same && same_model(s, j))
-			same = j;
-		if (!starving && j->passed_over >= R->o.model_batch)
-			starving = j;
+		if (!R->o.model_batch)
+			return j;       /* plan order */
+		if (!best || before(R, s, j, best))
+			best = j;
 	}
-	if (!R->o.model_batch)
-		return oldest;
-	return starving ? starving : same ? same : oldest;
+	return best;
 }
 
 void
 schedule_sent(struct run *R, struct job *sent, struct server *s, double now)
 {
 	s->model = sent->model;
+	sent->ready_since = 0;
+	sent->passed_over = 0;
 	for (size_t i = 0; i < R->njobs; i++) {
 		struct job *j = &R->jobs[i];
-		if (j != sent && job_ready(j, now) && may_run_on(R, j, s, now))
+		if (j == sent || !job_ready(j, now) || !may_run_on(R, j, s, now))
+			continue;
+		/* Its model's turn has come: it waits as one of them now. */
+		if (model_eq(j->model, sent->model))
+			j->passed_over = 0;
+		else
 			j->passed_over++;
 	}
 }

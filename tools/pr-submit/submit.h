@@ -42,7 +42,8 @@ struct job {
 	bool cached;
 	bool preflight_ok;
 	uint64_t runs_on;       /* bit k: passed preflight on server k */
-	int passed_over;        /* jobs sent ahead of it while it was ready */
+	int passed_over;        /* jobs of other models sent ahead of it in a row */
+	double ready_since;     /* 0: not ready */
 
 	/* The current submission. */
 	char prompt_id[40];
@@ -172,6 +173,8 @@ bool schedule_preferred(const struct run *R, const struct job *j, const struct s
 bool schedule_gone(const struct run *R, const struct server *s, double now);
 /* The ready job s should queue next, or NULL. */
 struct job *schedule_next(struct run *R, struct server *s, double now);
+/* Notes when each job became ready (the order ready jobs go in). */
+void schedule_observe(struct run *R, double now);
 /* j was queued on s: the other ready jobs s could have taken wait longer. */
 void schedule_sent(struct run *R, struct job *j, struct server *s, double now);
 bool job_ready(const struct job *j, double now);
