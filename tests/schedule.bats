@@ -74,6 +74,20 @@ exactly_once() {
 	    and all($r[]; .prompt_id as $p | $ok | index([$p]) != null)' "$@" > /dev/null
 }
 
+# again FILE [OPTIONS...]: a fresh run on server a (state, outputs and
+# the stand-in's log forgotten), asserted successful and exactly once;
+# the stand-in's state in FILE.
+again() {
+	local file=$1
+	shift
+	rm -rf state out
+	curl -sf -X POST "$a_URL/fake/log/clear" > /dev/null
+	run_submit --server "$a_URL" "$@"
+	assert_success
+	state_of "$a_URL" "$file"
+	exactly_once "$file"
+}
+
 # The prompt ids of the jobs whose pass is $1, sorted, one a line.
 prompts_of_pass() {
 	jq -r --arg p "$1" 'select(.pass == $p) | .prompt_id' results.jsonl | sort
@@ -87,10 +101,7 @@ prompts_run() {
 @test "look-ahead: the next ready job is queued before the running one ends (and not with --queue-depth 1)" {
 	submit_videos 50 50 50
 	start_server a --step-time 0.25
-	run_submit --server "$a_URL"
-	assert_success
-	state_of "$a_URL" a.json
-	exactly_once a.json
+	again a.json
 	# For every run after the first whose dependencies had ended before
 	# the run ahead of it started (so it was ready while that one ran):
 	# its POST came before that run ended.
@@ -108,22 +119,14 @@ prompts_run() {
 	}
 	check a.json ahead
 
-	rm -rf state out
-	curl -sf -X POST "$a_URL/fake/log/clear" > /dev/null
-	run_submit --server "$a_URL" --queue-depth 1
-	assert_success
-	state_of "$a_URL" a1.json
-	exactly_once a1.json
+	again a1.json --queue-depth 1
 	check a1.json after
 }
 
 @test "model-aware order: HIGH jobs of every video back to back, then their LOW jobs; every video finishes" {
 	submit_videos 75 75 75
 	start_server a --load-time 0.05
-	run_submit --server "$a_URL"
-	assert_success
-	state_of "$a_URL" a.json
-	exactly_once a.json
+	again a.json
 	[ "$(jq -s 'map(.video) | unique | length' results.jsonl)" = 3 ]
 	# 3 chunks: at most 2 x 3 + 1 loads, against 18 in plan order
 	loads=$(jq '.model_loads | length' a.json)
@@ -136,12 +139,7 @@ prompts_run() {
 	[ "$runs" = "$loads" ]
 
 	# the same jobs in plan order, one server: a load for every job
-	rm -rf state out
-	curl -sf -X POST "$a_URL/fake/log/clear" > /dev/null
-	run_submit --server "$a_URL" --model-batch 0 --queue-depth 1
-	assert_success
-	state_of "$a_URL" b.json
-	exactly_once b.json
+	again b.json --model-batch 0 --queue-depth 1
 	[ "$(jq '.model_loads | length' b.json)" = 18 ]
 }
 
@@ -162,21 +160,13 @@ prompts_run() {
 		  | [$s[0].runs[] | select(.start > $ready and .start < $start and $model[.prompt_id] != $m)]
 		  | length'
 	}
-	run_submit --server "$a_URL" --queue-depth 1 --model-batch 2
-	assert_success
-	state_of "$a_URL" a.json
-	exactly_once a.json
+	again a.json --queue-depth 1 --model-batch 2
 	waited a.json > waits
 	[ "$(wc -l < waits)" = 6 ]
 	[ "$(sort -n waits | tail -1)" -le 2 ]
 
 	# without the bound the first LOW job waits for all five other HIGH jobs
-	rm -rf state out
-	curl -sf -X POST "$a_URL/fake/log/clear" > /dev/null
-	run_submit --server "$a_URL" --queue-depth 1
-	assert_success
-	state_of "$a_URL" b.json
-	exactly_once b.json
+	again b.json --queue-depth 1
 	waited b.json > waits
 	[ "$(sort -n waits | tail -1)" = 5 ]
 	[ "$(jq '.model_loads | length' b.json)" = 2 ]

@@ -351,7 +351,7 @@ server_down(struct run *R, struct server *s, const char *why)
 
 /* s answers again: prompts moved off it must not run there as well. */
 static void
-server_back(struct run *R, struct server *s, const cJSON *running, const cJSON *pending)
+server_back(struct server *s, const cJSON *running, const cJSON *pending)
 {
 	const cJSON *id;
 
@@ -363,7 +363,6 @@ server_back(struct run *R, struct server *s, const cJSON *running, const cJSON *
 			server_interrupt(s, id->valuestring);
 	cJSON_Delete(s->moved);
 	s->moved = pr_json_array();
-	(void)R;
 }
 
 /* The check: where each of our prompts is, by the server's own account. */
@@ -388,7 +387,7 @@ poll_server(struct run *R, struct server *s)
 		return;
 	}
 	if (s->down_since)
-		server_back(R, s, running, pending);
+		server_back(s, running, pending);
 	for (size_t i = 0; i < R->njobs; i++) {
 		struct job *j = &R->jobs[i];
 		cJSON *entry = NULL;
