@@ -55,7 +55,7 @@ ASAN_O = build/asan/obj
 ASAN_B = build/asan/bin
 SAN    = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
-.PHONY: all check check-slow test asan check-asan install uninstall clean plan lint demo render finals upload bench
+.PHONY: all check check-slow test asan check-asan install uninstall clean plan lint demo render finals upload bench fuzz fuzz-build
 .SUFFIXES:
 # Keep object files: they are intermediates of the tool rule otherwise.
 .SECONDARY:
@@ -112,13 +112,34 @@ $(O)/%.o: tools/%.c
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
+# Fuzzing (tests/fuzz/README.md): libFuzzer with clang, our code under
+# ASan/UBSan. make fuzz FUZZ_SECONDS=N runs every target N seconds from
+# its committed seeds, after replaying the inputs that once crashed it.
+FUZZ_SECONDS ?= 10
+FUZZ_O = build/fuzz/obj
+FUZZ_B = build/fuzz/bin
+FUZZERS := $(patsubst tests/fuzz/fuzz-%.c,%,$(wildcard tests/fuzz/fuzz-*.c))
+
+fuzz: fuzz-build
+	@tests/fuzz/run --bin $(FUZZ_B) --seconds $(FUZZ_SECONDS) $(FUZZERS)
+
+fuzz-build:
+	@$(MAKE) -s --no-print-directory CC=clang O=$(FUZZ_O) B=$(FUZZ_B) \
+	    CFLAGS='-O1 -g $(SAN) -fsanitize=fuzzer-no-link' LDFLAGS='$(SAN)' \
+	    $(FUZZERS:%=$(FUZZ_B)/fuzz-%)
+
+$(B)/fuzz-%: tests/fuzz/fuzz-%.c tests/fuzz/fuzz.h $(O)/libpr.a
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  FUZZ    $@")
+	$(Q)$(CC) $(ALL_CFLAGS) -Itests/fuzz -fsanitize=fuzzer $(LDFLAGS) -o $@ $< $(O)/libpr.a $(LDLIBS)
+
 asan:
 	$(MAKE) --no-print-directory O=$(ASAN_O) B=$(ASAN_B) \
 	    CFLAGS='-O1 -g $(SAN)' LDFLAGS='$(SAN)' all
 
 # The README's test command. Runs every suite against the plain build and
 # the sanitizer build; ends with "N passed, N failed, N skipped".
-check: all asan
+check: all asan fuzz-build
 	@tests/run --bin $(B) --san-bin $(ASAN_B)
 
 # The slow pass, plain build only: the kill -9 suite with 25 seeds of
