@@ -631,6 +631,25 @@ node_output_faults(struct node_ctx *N, const char *abs_path)
 	}
 }
 
+/* The "lie" fault: the node's outputs are reported under other names
+ * (a server that lies, or a custom node that writes where it likes); the
+ * files themselves stay where they were written. */
+static void
+ui_lies(struct run *R, struct node_ctx *N, const char *id, const char *cls)
+{
+	static const char *const fields[] = { "filename", "subfolder", "type" };
+	cJSON *f = fault_for_node("lie", R->no, R->it->prompt_id, id, cls), *list, *e;
+
+	if (!f)
+		return;
+	cJSON_ArrayForEach(list, N->ui)
+		cJSON_ArrayForEach(e, list)
+			for (size_t i = 0; i < 3; i++)
+				if (cJSON_IsObject(e) && pr_json_get_string(f, fields[i]))
+					pr_json_set_string(e, fields[i], pr_json_get_string(f, fields[i]));
+	cJSON_Delete(f);
+}
+
 void
 physical_size(int w, int h, int *pw, int *ph)
 {
@@ -855,6 +874,7 @@ run_node(struct run *R, const char *id)
 	if (N.ui) {
 		cJSON *meta = pr_json_object();
 
+		ui_lies(R, &N, id, cls);
 		pr_json_set(R->outputs, id, pr_json_copy(N.ui));
 		pr_json_set_string(meta, "node_id", id);
 		pr_json_set_string(meta, "display_node", id);

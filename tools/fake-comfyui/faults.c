@@ -19,13 +19,14 @@ static const char *const kinds[] = {
 	"truncate",    /* an output file cut to "bytes" (default: half) */
 	"empty",       /* an output file of 0 bytes */
 	"size",        /* an output file padded to "bytes" */
+	"lie",         /* outputs reported as "filename", "subfolder", "type" */
 	NULL,
 };
 
 static const char *const fields[] = {
 	"kind", "route", "method", "status", "close", "delay", "prompt", "prompt_id",
 	"node", "at", "down", "client_id", "exception_type", "message", "bytes",
-	"times", NULL,
+	"filename", "subfolder", "type", "times", NULL,
 };
 
 static bool
