@@ -20,6 +20,7 @@
 
 #include <openssl/evp.h>
 
+#include "faultset.h"
 #include "pr.h"
 
 /* Resumable chunks other than the last are multiples of this (GCS). */
@@ -63,14 +64,11 @@ struct counters {
 
 struct session;
 struct token;
-struct armed;
-
 struct state {
 	pthread_mutex_t lock;
 	struct settings set;
 	double t0;              /* monotonic start */
 	struct counters n;
-	struct armed *faults;   /* in arming order */
 	cJSON *log;             /* one object per request */
 	struct session *sessions;
 	struct token *tokens;   /* issued ones */
@@ -213,10 +211,10 @@ struct fault {
 	long long after_bytes;  /* -1 none */
 };
 
+/* The armed faults, guarded by S.lock. */
+extern struct pr_faultset faults;
 /* Arms one fault object or an array of them; -1 with why. */
 int faults_add(const cJSON *spec, char *why, size_t whylen);
-cJSON *faults_list(void);
-void faults_clear(void);
 /* Takes one shot of the first armed fault of one of kinds (a mask) that
  * matches request kind k; end is the offset or total the request's body
  * would reach (-1 unknown: faults with after_bytes do not match). */

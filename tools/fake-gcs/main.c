@@ -188,7 +188,7 @@ cleanup(void)
 
 	sessions_free();
 	tokens_free();
-	faults_clear();
+	pr_faultset_clear(&faults);
 	cJSON_Delete(S.log);
 	S.log = NULL;
 	snprintf(path, sizeof path, "%s/.sessions", S.set.root);

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "fake.h"
+#include "fakectl.h"
 #include "http.h"
 #include "urlcode.h"
 
@@ -383,37 +384,19 @@ control(struct req *r)
 		"/fake/state", "/fake/state/clear", "/fake/log", "/fake/log/clear",
 		"/fake/faults", "/fake/faults/clear",
 	};
+	static const struct pr_fakectl ctl = {
+		&S.lock, &S.n, sizeof S.n, &S.log, &faults, state_json,
+	};
 	struct pr_buf body = PR_BUF_INIT;
 	struct pr_json_error e;
-	bool get = strcmp(r->http.method, "GET") == 0, post = strcmp(r->http.method, "POST") == 0;
 	const char *p = r->http.path;
-	cJSON *v = NULL;
+	cJSON *v;
 	char why[256];
 	size_t i;
 	int rc;
 
-	if (get && strcmp(p, "/fake/state") == 0) {
-		v = state_json();
-	} else if (post && strcmp(p, "/fake/state/clear") == 0) {
-		pthread_mutex_lock(&S.lock);
-		memset(&S.n, 0, sizeof S.n);
-		cJSON_Delete(S.log);
-		S.log = pr_json_array();
-		pthread_mutex_unlock(&S.lock);
-		v = state_json();
-	} else if (get && strcmp(p, "/fake/log") == 0) {
-		pthread_mutex_lock(&S.lock);
-		v = pr_json_copy(S.log);
-		pthread_mutex_unlock(&S.lock);
-	} else if (post && strcmp(p, "/fake/log/clear") == 0) {
-		pthread_mutex_lock(&S.lock);
-		cJSON_Delete(S.log);
-		S.log = pr_json_array();
-		pthread_mutex_unlock(&S.lock);
-		v = pr_json_array();
-	} else if (get && strcmp(p, "/fake/faults") == 0) {
-		v = faults_list();
-	} else if (post && strcmp(p, "/fake/faults") == 0) {
+	v = pr_fakectl_answer(&ctl, r->http.method, p);
+	if (!v && strcmp(r->http.method, "POST") == 0 && strcmp(p, "/fake/faults") == 0) {
 		if ((rc = pr_httpd_body_all(&r->http, SMALL_BODY, &body)) == -1)
 			goto out;
 		if (rc == -2) {
@@ -432,11 +415,8 @@ control(struct req *r)
 			http_error(r, 400, "invalid", "Faults: %s", why);
 			goto out;
 		}
-		v = faults_list();
-	} else if (post && strcmp(p, "/fake/faults/clear") == 0) {
-		faults_clear();
-		v = pr_json_array();
-	} else {
+		v = pr_faultset_list(&faults);
+	} else if (!v) {
 		for (i = 0; i < sizeof paths / sizeof paths[0]; i++)
 			if (strcmp(p, paths[i]) == 0)
 				break;

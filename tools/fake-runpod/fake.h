@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "faultset.h"
 #include "pr.h"
 
 /* Request bodies (GraphQL, control) are held in memory up to this. */
@@ -59,14 +60,11 @@ struct counters {
 	long long terminations; /* terminate requests carried out */
 };
 
-struct armed;
-
 struct state {
 	pthread_mutex_t lock;
 	struct settings set;
 	double t0;              /* monotonic start */
 	struct counters n;
-	struct armed *faults;   /* in arming order */
 	struct pod *pods;       /* in creation order */
 	cJSON *log;             /* one object per request */
 };
@@ -121,10 +119,10 @@ struct fault {
 	char message[256];      /* graphql_error */
 };
 
+/* The armed faults, guarded by S.lock. */
+extern struct pr_faultset faults;
 /* Arms one fault object or an array of them (all or none); -1 with why. */
 int faults_add(const cJSON *spec, char *why, size_t whylen);
-cJSON *faults_list(void);
-void faults_clear(void);
 /* Takes one shot of the first armed fault of one of kinds (a mask) that
  * strikes request kind k; notes it in the request for the log. */
 bool fault_take(struct req *r, unsigned kinds, enum kind k, struct fault *out);

@@ -137,7 +137,7 @@ main(int argc, char **argv)
 	fflush(stdout);
 
 	pr_httpd_serve(lfd, &http_server);
-	faults_clear();
+	pr_faultset_clear(&faults);
 	pods_free();
 	cJSON_Delete(S.log);
 	free(S.set.key);

@@ -11,6 +11,7 @@
 #include <strings.h>
 
 #include "fake.h"
+#include "fakectl.h"
 #include "http.h"
 #include "urlcode.h"
 
@@ -296,16 +297,20 @@ control(struct req *r)
 		"/fake/state", "/fake/state/clear", "/fake/log", "/fake/log/clear",
 		"/fake/faults", "/fake/faults/clear", "/fake/pods",
 	};
+	static const struct pr_fakectl ctl = {
+		&S.lock, &S.n, sizeof S.n, &S.log, &faults, state_json,
+	};
 	struct pr_buf body = PR_BUF_INIT;
 	struct pr_json_error e;
 	bool get = strcmp(r->http.method, "GET") == 0, post = strcmp(r->http.method, "POST") == 0;
 	const char *p = r->http.path;
-	cJSON *v = NULL;
+	cJSON *v;
 	char why[256];
 	size_t i;
 	int rc;
 
-	if (post && (strcmp(p, "/fake/faults") == 0 || strcmp(p, "/fake/pods") == 0)) {
+	v = pr_fakectl_answer(&ctl, r->http.method, p);
+	if (!v && post && (strcmp(p, "/fake/faults") == 0 || strcmp(p, "/fake/pods") == 0)) {
 		if ((rc = pr_httpd_body_all(&r->http, BODY_MAX, &body)) == -1)
 			goto out;
 		if (rc == -2) {
@@ -324,41 +329,17 @@ control(struct req *r)
 			goto out;
 		}
 		if (p[6] == 'f') {
-			v = faults_list();
+			v = pr_faultset_list(&faults);
 		} else {
 			pthread_mutex_lock(&S.lock);
 			v = pods_state();
 			pthread_mutex_unlock(&S.lock);
 		}
-	} else if (get && strcmp(p, "/fake/state") == 0) {
-		v = state_json();
-	} else if (post && strcmp(p, "/fake/state/clear") == 0) {
-		pthread_mutex_lock(&S.lock);
-		memset(&S.n, 0, sizeof S.n);
-		cJSON_Delete(S.log);
-		S.log = pr_json_array();
-		pthread_mutex_unlock(&S.lock);
-		v = state_json();
-	} else if (get && strcmp(p, "/fake/log") == 0) {
-		pthread_mutex_lock(&S.lock);
-		v = pr_json_copy(S.log);
-		pthread_mutex_unlock(&S.lock);
-	} else if (post && strcmp(p, "/fake/log/clear") == 0) {
-		pthread_mutex_lock(&S.lock);
-		cJSON_Delete(S.log);
-		S.log = pr_json_array();
-		pthread_mutex_unlock(&S.lock);
-		v = pr_json_array();
-	} else if (get && strcmp(p, "/fake/faults") == 0) {
-		v = faults_list();
-	} else if (post && strcmp(p, "/fake/faults/clear") == 0) {
-		faults_clear();
-		v = pr_json_array();
-	} else if (get && strcmp(p, "/fake/pods") == 0) {
+	} else if (!v && get && strcmp(p, "/fake/pods") == 0) {
 		pthread_mutex_lock(&S.lock);
 		v = pods_state();
 		pthread_mutex_unlock(&S.lock);
-	} else {
+	} else if (!v) {
 		for (i = 0; i < sizeof paths / sizeof paths[0]; i++)
 			if (strcmp(p, paths[i]) == 0)
 				break;
