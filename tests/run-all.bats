@@ -174,3 +174,22 @@ executed() {
 	assert_failure
 	assert_output --partial 'set DEST=gs://BUCKET/PREFIX'
 }
+
+@test "prompt text is data: quotes, backslashes, \${...}, \$(...) and backticks reach the workflow byte for byte and run nothing" {
+	stand_ins
+	rm p/one.txt p/two.txt
+	# shellcheck disable=SC2016 # every $ here is meant literally
+	text='a "quoted" \back\slash $(touch PWNED1) `touch PWNED2` ${PWNED3:=x} $HOME %s %n '"'"'; touch PWNED4; '"'"' ;touch PWNED5'
+	write_prompt p/evil.txt src.mp4 41 "$text" 'no $(touch PWNED6)'
+	run --separate-stderr pipeline p
+	assert_success
+	[ -z "$(find "$BATS_TEST_TMPDIR" /tmp -maxdepth 3 -name 'PWNED*' 2> /dev/null)" ]
+	# the prompt record, every job's workflow and the server all have it as written
+	[ "$(jq -r .positive state/evil/prompt.jsonl)" = "$text" ]
+	for wf in state/evil/workflows/*.json; do
+		jq -e --arg t "$text" '[.. | strings | select(. == $t)] | length == 1' "$wf" > /dev/null
+	done
+	curl -sf "$COMFY/fake/state" | jq -e --arg t "$text" \
+	    '[.posts[] | select(.path == "/prompt") | [.body.prompt[] | .inputs[]? | strings | select(. == $t)] | length == 1] | length > 0 and all' > /dev/null
+	jq -e -s 'length == 1 and .[0].status == "success"' state/finals.jsonl
+}
