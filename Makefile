@@ -165,7 +165,7 @@ test: all
 	@tests/run --bin $(B)
 
 lint:
-	shellcheck -S style pipeline.sh setup tests/run .ci/run tools/demo.sh bench/run bench/schedule bench/combine
+	shellcheck -S style pipeline.sh setup tests/run .ci/run tools/demo.sh bench/run bench/schedule bench/combine tests/fuzz/run
 	for m in $(MANS); do mandoc -T lint -W warning $$m || exit 1; done
 
 install: all

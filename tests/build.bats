@@ -101,7 +101,7 @@ build_with() {
 	plain_pass_only
 	command -v shellcheck >/dev/null || skip "shellcheck is not installed"
 	run shellcheck "$REPO/pipeline.sh" "$REPO/setup" "$REPO/tests/run" "$REPO/.ci/run" \
-	    "$REPO/tools/demo.sh" "$REPO/bench/run" "$REPO/bench/schedule" "$REPO/bench/combine"
+	    "$REPO/tools/demo.sh" "$REPO/bench/run" "$REPO/bench/schedule" "$REPO/bench/combine" "$REPO/tests/fuzz/run"
 	assert_success
 	assert_output ''
 }
