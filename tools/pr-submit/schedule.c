@@ -71,13 +71,14 @@ schedule_gone(const struct run *R, const struct server *s, double now)
 	return !s->usable || (s->down_since && now - s->down_since >= R->o.move_after);
 }
 
-/* The servers j may use, as a mask, given which are there (mask). */
+/* The servers j may use, as a mask, given which are there and which it
+ * passed preflight on. */
 static uint64_t
-choice(const struct run *R, const struct job *j, uint64_t there)
+choice(const struct run *R, const struct job *j, uint64_t there, uint64_t runs_on)
 {
 	uint64_t affine = 0, plain = 0;
 
-	there &= j->runs_on;
+	there &= runs_on;
 	for (size_t k = 0; k < R->nservers; k++) {
 		const struct server *s = &R->servers[k];
 		if (!(there & (UINT64_C(1) << k)))
@@ -99,9 +100,7 @@ schedule_preferred(const struct run *R, const struct job *j, const struct server
 		if (R->servers[k].usable)
 			there |= UINT64_C(1) << k;
 	/* Before preflight every server counts as one the job runs on. */
-	struct job any = *j;
-	any.runs_on = ~UINT64_C(0);
-	return choice(R, &any, there) & (UINT64_C(1) << s->index);
+	return choice(R, j, there, ~UINT64_C(0)) & (UINT64_C(1) << s->index);
 }
 
 static bool
@@ -112,7 +111,7 @@ may_run_on(const struct run *R, const struct job *j, const struct server *s, dou
 	for (size_t k = 0; k < R->nservers; k++)
 		if (!schedule_gone(R, &R->servers[k], now))
 			there |= UINT64_C(1) << k;
-	return choice(R, j, there) & (UINT64_C(1) << s->index);
+	return choice(R, j, there, j->runs_on) & (UINT64_C(1) << s->index);
 }
 
 static bool
