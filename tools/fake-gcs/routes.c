@@ -18,7 +18,6 @@
 #include "http.h"
 #include "urlcode.h"
 
-#define LOG_MAX 100000
 #define META_TOKEN_PATH "/computeMetadata/v1/instance/service-accounts/default/token"
 
 /* What the path names, decoded. */
@@ -377,15 +376,17 @@ state_json(void)
 	return s;
 }
 
+/* /fake/ requests and the request log, as every HTTP stand-in keeps them. */
+static const struct pr_fakectl ctl = {
+	&S.lock, &S.n, sizeof S.n, &S.log, &faults, state_json,
+};
+
 static void
 control(struct req *r)
 {
 	static const char *const paths[] = {
 		"/fake/state", "/fake/state/clear", "/fake/log", "/fake/log/clear",
 		"/fake/faults", "/fake/faults/clear",
-	};
-	static const struct pr_fakectl ctl = {
-		&S.lock, &S.n, sizeof S.n, &S.log, &faults, state_json,
 	};
 	struct pr_buf body = PR_BUF_INIT;
 	struct pr_json_error e;
@@ -455,13 +456,7 @@ log_request(struct req *r, double t)
 		fprintf(stderr, "fake-gcs: %s %s %s -> %s%d (%lld body bytes)%s%s\n", r->http.method,
 		    path, kind_names[r->kind], r->http.status ? "" : "no answer ", r->http.status,
 		    r->http.got, r->faults[0] ? ", fault " : "", r->faults);
-	pthread_mutex_lock(&S.lock);
-	if (cJSON_GetArraySize(S.log) < LOG_MAX) {
-		cJSON_AddItemToArray(S.log, e);
-		e = NULL;
-	}
-	pthread_mutex_unlock(&S.lock);
-	cJSON_Delete(e);
+	pr_fakectl_log(&ctl, e);
 	free(path);
 }
 

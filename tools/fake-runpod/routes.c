@@ -15,7 +15,6 @@
 #include "http.h"
 #include "urlcode.h"
 
-#define LOG_MAX 100000
 
 void
 rest_error(struct req *r, int code, const char *fmt, ...)
@@ -290,15 +289,17 @@ put_pod(const cJSON *v, char *why, size_t whylen)
 	return 0;
 }
 
+/* /fake/ requests and the request log, as every HTTP stand-in keeps them. */
+static const struct pr_fakectl ctl = {
+	&S.lock, &S.n, sizeof S.n, &S.log, &faults, state_json,
+};
+
 static void
 control(struct req *r)
 {
 	static const char *const paths[] = {
 		"/fake/state", "/fake/state/clear", "/fake/log", "/fake/log/clear",
 		"/fake/faults", "/fake/faults/clear", "/fake/pods",
-	};
-	static const struct pr_fakectl ctl = {
-		&S.lock, &S.n, sizeof S.n, &S.log, &faults, state_json,
 	};
 	struct pr_buf body = PR_BUF_INIT;
 	struct pr_json_error e;
@@ -384,13 +385,7 @@ log_request(struct req *r)
 		    kind_names[r->kind], r->op[0] ? " " : "", r->op, r->pod[0] ? " pod " : "",
 		    r->pod, r->http.status ? "" : "no answer ", r->http.status,
 		    r->faults[0] ? ", fault " : "", r->faults);
-	pthread_mutex_lock(&S.lock);
-	if (cJSON_GetArraySize(S.log) < LOG_MAX) {
-		cJSON_AddItemToArray(S.log, e);
-		e = NULL;
-	}
-	pthread_mutex_unlock(&S.lock);
-	cJSON_Delete(e);
+	pr_fakectl_log(&ctl, e);
 	free(path);
 }
 

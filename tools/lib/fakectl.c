@@ -43,3 +43,15 @@ pr_fakectl_answer(const struct pr_fakectl *c, const char *method, const char *pa
 	}
 	return NULL;
 }
+
+void
+pr_fakectl_log(const struct pr_fakectl *c, cJSON *entry)
+{
+	pthread_mutex_lock(c->lock);
+	if (cJSON_GetArraySize(*c->log) < PR_FAKECTL_LOG_MAX) {
+		cJSON_AddItemToArray(*c->log, entry);
+		entry = NULL;
+	}
+	pthread_mutex_unlock(c->lock);
+	cJSON_Delete(entry);
+}

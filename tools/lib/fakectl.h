@@ -27,4 +27,9 @@ struct pr_fakectl {
  * of these requests. */
 cJSON *pr_fakectl_answer(const struct pr_fakectl *c, const char *method, const char *path);
 
+/* Adds one request to the log (taking it), or drops it once the log holds
+ * PR_FAKECTL_LOG_MAX: a stand-in left running must not grow for ever. */
+#define PR_FAKECTL_LOG_MAX 100000
+void pr_fakectl_log(const struct pr_fakectl *c, cJSON *entry);
+
 #endif
