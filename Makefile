@@ -50,6 +50,8 @@ BINS    := $(TOOLS:%=$(B)/%)
 # Test programs for library functions: tests/unit/*.c -> $(B)/unit/.
 UNITS   := $(patsubst tests/unit/%.c,$(B)/unit/%,$(wildcard tests/unit/*.c))
 MANS    := $(wildcard man/*.1)
+# LD_PRELOAD shims for tests: tests/shim/NAME.c -> $(B)/shim/libNAME.so.
+SHIMS   := $(patsubst tests/shim/%.c,$(B)/shim/lib%.so,$(wildcard tests/shim/*.c))
 
 ASAN_O = build/asan/obj
 ASAN_B = build/asan/bin
@@ -60,7 +62,13 @@ SAN    = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-reco
 # Keep object files: they are intermediates of the tool rule otherwise.
 .SECONDARY:
 
-all: $(BINS) $(UNITS)
+all: $(BINS) $(UNITS) $(SHIMS)
+
+# A shim goes into programs of every build: no sanitizer of its own.
+$(B)/shim/lib%.so: tests/shim/%.c
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  CC      $@")
+	$(Q)$(CC) -std=c17 $(WARN) -O2 -g -fPIC -shared -o $@ $< -ldl
 
 $(B)/%: $(O)/%.o $(O)/libpr.a
 	@mkdir -p $(@D)
@@ -144,10 +152,14 @@ check: all asan fuzz-build
 
 # The slow pass, plain build only: the kill -9 suite with 25 seeds of
 # timed kills (KILL_SEEDS; make check runs 3) besides its fixed crash
-# points. Ends with "N passed, N failed, N skipped".
+# points, a 300 MiB upload, and the fault matrix with 10 seeds per tool
+# (MATRIX_SEEDS; make check runs 2). Ends with "N passed, N failed, N
+# skipped" per suite, then the matrix's table.
 check-slow: all
 	@KILL_SEEDS=25 tests/run --bin $(B) tests/submit-kill.bats
 	@UPLOAD_MIB=300 tests/run --bin $(B) tests/upload.bats
+	@MATRIX_SEEDS='1 2 3 4 5 6 7 8 9 10' tests/run --bin $(B) tests/matrix.bats
+	@cat build/matrix/table.md
 
 # Every benchmark of bench/ (scheduling, combine), side by side on this
 # machine: bench/results/latest.md and latest.json. Reports, never asserts.

@@ -47,6 +47,10 @@ it again after any failure: what finished is not rendered or sent again.
   --run NAME         the run's folder under the prefix (default: fixed per
                      state folder)
   --no-upload        do not upload even with --dest or PR_DEST
+  --upload-chunk SIZE         resumable chunk (pr-upload --chunk-size)   }
+  --resumable-threshold SIZE  files this big go resumable                } passed to
+  --retry-delay S             the first wait before a retry              } pr-upload(1)
+  --max-retry-time S          how long a file may go without progress    }
   --shutdown         stop this RunPod pod at the end (pr-shutdown(1)), also
                      after failures; a watchdog stops it at the deadline
   --terminate        terminate the pod instead (network volumes)
@@ -115,6 +119,10 @@ while [ $# -gt 0 ]; do
 	--keep-intermediate|--reencode) combine_args+=("$1") ;;
 	--dest) [ $# -ge 2 ] || die "--dest needs gs://BUCKET/PREFIX"; dest=$2; shift ;;
 	--run) [ $# -ge 2 ] || die "--run needs a name"; upload_args+=(--run "$2"); shift ;;
+	--upload-chunk) [ $# -ge 2 ] || die "$1 needs a size"; upload_args+=(--chunk-size "$2"); shift ;;
+	--resumable-threshold|--retry-delay|--max-retry-time)
+		[ $# -ge 2 ] || die "$1 needs a value"
+		upload_args+=("$1" "$2"); shift ;;
 	--no-upload) upload=0 ;;
 	--shutdown) shutdown=1 ;;
 	--terminate) shutdown_args+=(--terminate) ;;
@@ -177,15 +185,17 @@ into() {
 }
 
 # Runs an executing stage with its records going to $1: they replace the
-# file whenever the stage wrote any (also when some items failed). Status 1
-# marks the run failed and goes on; 2 and 3 end it, except with --shutdown:
-# then what finished is still uploaded and the pod still stopped.
+# file whenever the stage wrote any (also when some items failed), unless
+# a signal killed it: then what it wrote may end mid-record, and the last
+# whole file stays. Status 1 marks the run failed and goes on; others end
+# it, except with --shutdown: then what finished is still uploaded and the
+# pod still stopped.
 fatal=0
 stage() {
 	local out=$1 rc=0
 	shift
 	"$@" > "$out.tmp" || rc=$?
-	[ ! -s "$out.tmp" ] || mv "$out.tmp" "$out"
+	[ "$rc" -ge 128 ] || [ ! -s "$out.tmp" ] || mv "$out.tmp" "$out"
 	rm -f "$out.tmp"
 	case $rc in
 	0) ;;

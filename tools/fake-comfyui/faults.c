@@ -102,6 +102,18 @@ fire(cJSON *f)
 	return copy;
 }
 
+/* A route ending in "*" is a prefix: "/history/" then "*" is every
+ * prompt's history. */
+static bool
+route_matches(const char *route, const char *path)
+{
+	size_t len = strlen(route);
+
+	if (len && route[len - 1] == '*')
+		return strncmp(route, path, len - 1) == 0;
+	return strcmp(route, path) == 0;
+}
+
 cJSON *
 fault_for_route(const char *method, const char *path)
 {
@@ -114,7 +126,7 @@ fault_for_route(const char *method, const char *path)
 			continue;
 		route = pr_json_get_string(f, "route");
 		m = pr_json_get_string(f, "method");
-		if (strcmp(route, path) != 0 || (m && strcmp(m, method) != 0))
+		if (!route_matches(route, path) || (m && strcmp(m, method) != 0))
 			continue;
 		hit = fire(f);
 		break;

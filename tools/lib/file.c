@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "crash.h"
 #include "err.h"
 #include "file.h"
 
@@ -141,6 +142,7 @@ write_atomic(const char *path, const void *data, size_t len, bool secret)
 		errno = saved;
 		goto fail;
 	}
+	pr_crash_point("write");
 	if (close(fd) < 0 || rename(tmp, path) < 0) {
 		saved = errno;
 		unlink(tmp);

@@ -6,6 +6,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "crash.h"
 #include "err.h"
 #include "file.h"
 #include "journal.h"
@@ -49,6 +50,7 @@ pr_journal_append(struct pr_journal *j, const cJSON *rec)
 	if (pr_write_full(j->fd, b.data, b.len) < 0 || fsync(j->fd) < 0)
 		rc = -1;
 	pr_buf_free(&b);
+	pr_crash_point("journal");
 	return rc;
 }
 

@@ -2,6 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "crash.h"
 #include "err.h"
 #include "jsonl.h"
 
@@ -103,6 +104,7 @@ pr_jsonl_next(struct pr_jsonl *r, cJSON **rec)
 		return -1;
 	}
 	*rec = v;
+	pr_crash_point("read");
 	return 1;
 }
 

@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "crash.h"
 #include "err.h"
 #include "out.h"
 
@@ -21,7 +22,16 @@ write_failed(void)
 void
 pr_stdout_write(const struct pr_buf *b)
 {
-	if (b->len && fwrite(b->data, 1, b->len, stdout) != b->len)
+	size_t half = b->len / 2;
+
+	/* In two halves with a crash point between: what a reader of a tool
+	 * killed while writing sees must be tested, not assumed. */
+	if (half && fwrite(b->data, 1, half, stdout) != half)
+		write_failed();
+	if (half && fflush(stdout) == EOF)
+		write_failed();
+	pr_crash_point("output");
+	if (b->len > half && fwrite(b->data + half, 1, b->len - half, stdout) != b->len - half)
 		write_failed();
 	if (fflush(stdout) == EOF)
 		write_failed();

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "crash.h"
 #include "shutdown.h"
 
 #define ANSWER_MAX (1024 * 1024)
@@ -36,6 +37,7 @@ call(struct pod *p, const char *method, const char *url, const char *body,
 		hdrs[1] = NULL;
 	rc = pr_http_call(p->http, &c, r);
 	explicit_bzero(auth, sizeof auth);
+	pr_crash_point("answered");
 	return rc;
 }
 

@@ -302,6 +302,7 @@ main(int argc, char **argv)
 		pr_wsctx_free(R.wsctx);
 	for (size_t i = 0; i < R.njobs; i++) {
 		cJSON_Delete(R.jobs[i].rec);
+		cJSON_Delete(R.jobs[i].heard);
 		cJSON_Delete(R.jobs[i].files);
 		cJSON_Delete(R.jobs[i].error);
 		free(R.jobs[i].deps);

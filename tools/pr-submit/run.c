@@ -52,6 +52,32 @@ back_to_waiting(struct job *j)
 	j->missing_since = 0;
 	j->node[0] = '\0';
 	j->step = j->steps = 0;
+	cJSON_Delete(j->heard);
+	j->heard = NULL;
+	j->heard_success = false;
+}
+
+/* A job sent again must not be answered from the server's cache: an
+ * unchanged prompt (the server's last, say) replays its output nodes'
+ * old files, the very ones that may have been truncated or empty. Another
+ * filename_prefix for the nodes collected makes them run and write anew,
+ * while the sampling before them is still cached when it can be. */
+static void
+fresh_outputs(cJSON *prompt, const cJSON *collect, int attempt)
+{
+	const cJSON *c;
+
+	cJSON_ArrayForEach(c, collect) {
+		const char *node = pr_json_get_string(c, "node");
+		cJSON *inputs = node ? pr_json_get(pr_json_get(prompt, node), "inputs") : NULL;
+		const char *prefix = pr_json_get_string(inputs, "filename_prefix");
+		if (!prefix)
+			continue;
+		char *salted = pr_xasprintf("%s_a%d", prefix, attempt);
+		cJSON_DeleteItemFromObjectCaseSensitive(inputs, "filename_prefix");
+		pr_json_set_string(inputs, "filename_prefix", salted);
+		free(salted);
+	}
 }
 
 /* The answer to POST /prompt. */
@@ -65,6 +91,8 @@ post_prompt(struct run *R, struct job *j)
 	const cJSON *c;
 
 	pr_json_set(body, "prompt", pr_json_copy(pr_json_get(j->rec, "workflow")));
+	if (j->attempts > 1)
+		fresh_outputs(pr_json_get(body, "prompt"), pr_json_get(j->rec, "collect"), j->attempts);
 	pr_json_set_string(body, "client_id", R->client_id);
 	pr_json_set_string(body, "prompt_id", j->prompt_id);
 	/* Only what the job collects runs: a branch the job does not need
@@ -201,6 +229,54 @@ last_message(const cJSON *entry, const char *type)
 }
 
 /* The prompt ended: history says how. */
+/* Its outputs collected and verified: done, in the journal. */
+static void
+job_done(struct run *R, struct job *j)
+{
+	pr_crash_point("collected");
+	j->t_collected = pr_wall();
+	j->srv->inflight--;
+	j->state = JOB_DONE;
+	cJSON *ev = ev_new("done", j);
+	pr_json_set_string(ev, "key", j->key);
+	pr_json_set_string(ev, "prompt_id", j->prompt_id);
+	pr_json_set_string(ev, "server", j->srv->url);
+	pr_json_set(ev, "files", pr_json_copy(j->files));
+	journal_event(R, ev);
+	progress_event(R, j, "done", NULL);
+}
+
+/* A prompt the server forgot after the socket told of its success and
+ * outputs (a restart): its files are still on the server's disk, and
+ * collecting them saves rendering it again. False when they cannot be
+ * had, as when an output was cached and never announced. */
+static bool
+collect_heard(struct run *R, struct job *j)
+{
+	cJSON *e = pr_json_object(), *error = NULL;
+	bool transient, ok;
+
+	pr_json_set(e, "outputs", j->heard);
+	j->heard = NULL;
+	ok = collect_outputs(R, j, e, &error, &transient) == 0;
+	cJSON_Delete(e);
+	if (!ok) {
+		pr_warn("%s: prompt %s is gone from %s (restarted?) after it succeeded, and its "
+		    "outputs cannot be had (%s)", j->id, j->prompt_id, j->srv->url,
+		    pr_json_get_string(error, "message"));
+		cJSON_Delete(error);
+		return false;
+	}
+	pr_warn("%s: prompt %s is gone from %s (restarted?) after it succeeded; collected "
+	    "the outputs it announced", j->id, j->prompt_id, j->srv->url);
+	j->t_finished = pr_wall();
+	if (!j->t_started)
+		j->t_started = j->t_finished;
+	R->executed++;
+	job_done(R, j);
+	return true;
+}
+
 static void
 finish_job(struct run *R, struct job *j, const cJSON *entry)
 {
@@ -226,17 +302,7 @@ finish_job(struct run *R, struct job *j, const cJSON *entry)
 			job_fail(R, j, error, !transient);
 			return;
 		}
-		pr_crash_point("collected");
-		j->t_collected = pr_wall();
-		j->srv->inflight--;
-		j->state = JOB_DONE;
-		cJSON *ev = ev_new("done", j);
-		pr_json_set_string(ev, "key", j->key);
-		pr_json_set_string(ev, "prompt_id", j->prompt_id);
-		pr_json_set_string(ev, "server", j->srv->url);
-		pr_json_set(ev, "files", pr_json_copy(j->files));
-		journal_event(R, ev);
-		progress_event(R, j, "done", NULL);
+		job_done(R, j);
 		return;
 	}
 	if ((err = last_message(entry, "execution_error"))) {
@@ -430,6 +496,8 @@ poll_server(struct run *R, struct server *s)
 		}
 		if (now - j->missing_since < LOST_GRACE)
 			continue;
+		if (j->heard_success && j->heard && collect_heard(R, j))
+			continue;
 		/* Neither queued nor in history: the server restarted and
 		 * forgot it. Render it again, under a new id. */
 		pr_warn("%s: prompt %s is gone from %s (restarted?); submitting it again",
@@ -492,10 +560,20 @@ on_message(struct run *R, struct server *s, const cJSON *msg)
 			pr_json_set_int(x, "max", j->steps);
 			progress_event(R, j, "progress", x);
 		}
+	} else if (strcmp(type, "executed") == 0) {
+		const char *node = pr_json_get_string(data, "node");
+		const cJSON *output = pr_json_get(data, "output");
+		if (node && cJSON_IsObject(output)) {
+			if (!j->heard)
+				j->heard = pr_json_object();
+			cJSON_DeleteItemFromObjectCaseSensitive(j->heard, node);
+			pr_json_set(j->heard, node, pr_json_copy(output));
+		}
 	} else if (strcmp(type, "execution_success") == 0 ||
 	    strcmp(type, "execution_interrupted") == 0 ||
 	    (strcmp(type, "execution_error") == 0 && pr_json_get(data, "timestamp"))) {
 		j->ended = true;
+		j->heard_success = strcmp(type, "execution_success") == 0;
 	}
 }
 

@@ -51,6 +51,11 @@ struct job {
 	int attempts;           /* submissions made for this job, all runs */
 	bool oom_retried;
 	bool started, ended;    /* seen executing; an end seen on the socket */
+	/* What the socket announced ("executed" outputs by node, then its
+	 * success): a server that restarts forgets the prompt but keeps
+	 * the files, which are then collected instead of rendered again. */
+	cJSON *heard;
+	bool heard_success;
 	bool uncertain;         /* POST outcome unknown: check before resending */
 	bool timed_out;
 	double retry_at;        /* not before this (backoff) */

@@ -19,6 +19,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "crash.h"
 #include "upload.h"
 
 #define ANSWER_MAX (1024 * 1024)
@@ -385,6 +386,7 @@ upload_resumable(struct gcs *g, const struct upload *u, struct object *obj,
 		}
 		before = committed;
 		got = send_call(g, &c, &r, &auth_failed, err, len);
+		pr_crash_point("sent");
 		s = judge(u, got, auth_failed, &r, &committed, obj, moved, err, len);
 		if (s == STEP_DONE) {
 			rc = 0;
