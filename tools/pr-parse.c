@@ -280,6 +280,12 @@ check_bytes(struct item *it, const char *s, size_t len)
 		bad(it, 1, "empty file");
 		return false;
 	}
+	/* What Notepad saves as "Unicode": name it rather than its first byte. */
+	if (len >= 2 && (memcmp(s, "\xff\xfe", 2) == 0 || memcmp(s, "\xfe\xff", 2) == 0)) {
+		bad(it, 1, "the file is UTF-16 (it starts with a UTF-16 byte order mark); "
+		    "save it as UTF-8");
+		return false;
+	}
 	if (nul && (size_t)(nul - s) < bad_utf8) {
 		bad(it, line_at(s, (size_t)(nul - s)), "NUL byte (is the file UTF-16? "
 		    "save it as UTF-8)");

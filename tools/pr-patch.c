@@ -75,13 +75,29 @@ load_kind(const struct opts *o, struct kind *k)
 		pr_die(status, "%s", err);
 }
 
+/* A scalar is quoted as written (cut short), so "mid" or -1 shows what
+ * is wrong; an array or object is named by its type. */
 static void
 bad_field(const struct job *j, const char *field, const char *want)
 {
 	const cJSON *v = pr_json_get(j->rec, field);
+	char shown[64], *text;
+	size_t len;
 
+	if (!v || cJSON_IsArray(v) || cJSON_IsObject(v))
+		pr_die(PR_EXIT_USAGE, "<stdin>:%zu: field \"%s\": expected %s, found %s",
+		    j->line, field, want, v ? pr_json_type_name(v) : "nothing");
+	text = pr_json_print(v, 0);
+	len = strlen(text);
+	if (len > 40) {
+		len = 40;
+		while (len > 0 && ((unsigned char)text[len] & 0xc0) == 0x80)
+			len--;
+	}
+	snprintf(shown, sizeof shown, "%.*s%s", (int)len, text, text[len] ? "..." : "");
+	free(text);
 	pr_die(PR_EXIT_USAGE, "<stdin>:%zu: field \"%s\": expected %s, found %s", j->line,
-	    field, want, v ? pr_json_type_name(v) : "nothing");
+	    field, want, shown);
 }
 
 /* Checks what pr-patch itself relies on; everything else passes through. */
@@ -89,8 +105,10 @@ static void
 check_job(struct job *j, struct kind *kinds)
 {
 	const char *kind, *slash;
+	const cJSON *pass;
 	char why[128];
 	size_t vlen;
+	int64_t i;
 
 	if (!(j->id = pr_json_get_string(j->rec, "id")))
 		bad_field(j, "id", "a string like \"clipA/job_001\"");
@@ -118,6 +136,18 @@ check_job(struct job *j, struct kind *kinds)
 		    "\"combine\", found \"%s\"", j->line, kind);
 	if (pr_json_get(j->rec, "vars") && !cJSON_IsObject(pr_json_get(j->rec, "vars")))
 		bad_field(j, "vars", "an object");
+	/* The fields rule conditions read: a wrong one would match no
+	 * condition and patch the job silently as neither pass. */
+	pass = pr_json_get(j->rec, "pass");
+	if (pass && (!cJSON_IsString(pass) || (strcmp(pass->valuestring, "high") != 0 &&
+	    strcmp(pass->valuestring, "low") != 0)))
+		bad_field(j, "pass", "\"high\" or \"low\"");
+	if (pr_json_get(j->rec, "chunk") &&
+	    (pr_json_to_i64(pr_json_get(j->rec, "chunk"), &i) < 0 || i < 0))
+		bad_field(j, "chunk", "a whole number from 0");
+	if (pr_json_get(j->rec, "n") &&
+	    (pr_json_to_i64(pr_json_get(j->rec, "n"), &i) < 0 || i < 1))
+		bad_field(j, "n", "a whole number from 1");
 }
 
 static struct job *
@@ -161,6 +191,10 @@ patch(const struct opts *o, struct job *j)
 	if (pr_rules_apply(j->kind->r, j->kind->wf, j->rec, o->explain ? stderr : NULL, &p,
 	    err, sizeof err) < 0)
 		pr_die(PR_EXIT_USAGE, "%s", err);
+	/* ComfyUI's answer to a cycle names no node; say which here. */
+	if (pr_workflow_find_cycle(p.workflow, err, sizeof err) < 0)
+		pr_die(PR_EXIT_USAGE, "%s/%s: job %s: nodes link in a cycle (%s), which ComfyUI "
+		    "refuses", o->workflows, j->kind->workflow, j->id, err);
 	pr_json_set(j->rec, "workflow", p.workflow);
 	pr_json_set(j->rec, "stage", p.stage);
 	pr_json_set(j->rec, "collect", p.collect);

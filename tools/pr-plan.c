@@ -105,6 +105,11 @@ static const char *const prompt_fields[] = {
 	NULL,
 };
 
+/* How deep a passed-through field may nest: the job record, its vars, a
+ * workflow, its node and the node's inputs must fit around it within
+ * PR_JSON_MAX_DEPTH, the most any of the tools reads. */
+#define MAX_PASS_DEPTH (PR_JSON_MAX_DEPTH - 8)
+
 /* Names pr-plan itself gives to job fields or vars: a prompt field with one
  * of these names cannot be passed through without replacing a planned
  * value or shadowing a job field in pr-patch's ${name} lookup. */
@@ -542,10 +547,17 @@ validate(const struct opts *o, const cJSON *rec, size_t line, struct video *v)
 	    want_string(rec, line, "input_video", false) < 0 ||
 	    want_string(rec, line, "source", true) < 0)
 		return -1;
-	cJSON_ArrayForEach(f, rec)
+	cJSON_ArrayForEach(f, rec) {
 		if (in_list(planned_names, f->string))
 			return bad_input(line, "field \"%s\" is set by pr-plan and cannot "
 			    "be passed through to the jobs", f->string);
+		/* It goes into each job's vars and maybe a workflow node's
+		 * inputs: deeper, the next tool could not read the record. */
+		if (!in_list(prompt_fields, f->string) && pr_json_depth(f) > MAX_PASS_DEPTH)
+			return bad_input(line, "field \"%s\" is nested %d levels deep; a field "
+			    "passed through to the jobs may nest at most %d", f->string,
+			    pr_json_depth(f), MAX_PASS_DEPTH);
+	}
 	v->rec = rec;
 	v->name = pr_json_get_string(rec, "video");
 	v->total = t;

@@ -71,11 +71,10 @@ note_loc(struct parser *P, const cJSON *node)
 		return;
 	if (L->n == L->cap) {
 		L->cap = L->cap ? L->cap * 2 : 32;
-		L->node = pr_xrealloc(L->node, L->cap * sizeof *L->node);
-		L->line = pr_xrealloc(L->line, L->cap * sizeof *L->line);
+		L->v = pr_xrealloc(L->v, L->cap * sizeof *L->v);
 	}
-	L->node[L->n] = node;
-	L->line[L->n] = P->line;
+	L->v[L->n].node = node;
+	L->v[L->n].line = P->line;
 	L->n++;
 }
 
@@ -455,6 +454,17 @@ parse_value(struct parser *P)
 	return NULL;
 }
 
+/* By address: a lookup per node of a big workflow must not scan them all
+ * (200 000 nodes took a minute). */
+static int
+cmp_locs(const void *a, const void *b)
+{
+	uintptr_t x = (uintptr_t)((const struct pr_json_loc *)a)->node;
+	uintptr_t y = (uintptr_t)((const struct pr_json_loc *)b)->node;
+
+	return x < y ? -1 : x > y;
+}
+
 cJSON *
 pr_json_parse(const char *text, size_t len, struct pr_json_error *err,
     struct pr_json_locs *locs)
@@ -484,27 +494,26 @@ pr_json_parse(const char *text, size_t len, struct pr_json_error *err,
 	pr_buf_free(&P.scratch);
 	if (!v && locs)
 		locs->n = 0;
+	if (locs && locs->n > 1)
+		qsort(locs->v, locs->n, sizeof *locs->v, cmp_locs);
 	return v;
 }
 
 size_t
 pr_json_line(const struct pr_json_locs *locs, const cJSON *node)
 {
-	size_t i;
+	struct pr_json_loc key = { node, 0 }, *found;
 
-	if (!locs)
+	if (!locs || !locs->n)
 		return 0;
-	for (i = 0; i < locs->n; i++)
-		if (locs->node[i] == node)
-			return locs->line[i];
-	return 0;
+	found = bsearch(&key, locs->v, locs->n, sizeof *locs->v, cmp_locs);
+	return found ? found->line : 0;
 }
 
 void
 pr_json_locs_free(struct pr_json_locs *locs)
 {
-	free(locs->node);
-	free(locs->line);
+	free(locs->v);
 	memset(locs, 0, sizeof *locs);
 }
 
@@ -804,6 +813,21 @@ pr_json_type_name(const cJSON *v)
 	case cJSON_Object: return "object";
 	}
 	return "invalid value";
+}
+
+/* Recursive: a parsed value is at most PR_JSON_MAX_DEPTH deep. */
+int
+pr_json_depth(const cJSON *v)
+{
+	const cJSON *c;
+	int d, max = 0;
+
+	if (!cJSON_IsArray(v) && !cJSON_IsObject(v))
+		return 0;
+	for (c = v->child; c; c = c->next)
+		if ((d = pr_json_depth(c)) > max)
+			max = d;
+	return max + 1;
 }
 
 bool

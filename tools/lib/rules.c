@@ -959,11 +959,14 @@ apply_rule(struct ctx *C)
 static int
 check_result(struct ctx *C)
 {
-	const cJSON *node, *in, *d, *c;
+	const cJSON *node, *in, *d, *c, **sorted;
 	char why[200];
+	size_t n;
+	int rc = 0;
 
 	C->rule = NULL;
-	for (node = C->wf->child; node; node = node->next) {
+	sorted = pr_workflow_sorted(C->wf, &n);
+	for (node = C->wf->child; node && rc == 0; node = node->next) {
 		for (in = pr_json_get(node, "inputs")->child; in; in = in->next) {
 			const cJSON *by;
 			const char *target;
@@ -971,22 +974,30 @@ check_result(struct ctx *C)
 
 			if (!pr_workflow_is_link_shaped(in))
 				continue;
-			if (pr_workflow_link_check(in, why, sizeof why) < 0)
-				return fail(C, "node %s input \"%s\": %s", node->string, in->string, why);
+			if (pr_workflow_link_check(in, why, sizeof why) < 0) {
+				rc = fail(C, "node %s input \"%s\": %s", node->string, in->string,
+				    why);
+				break;
+			}
 			target = in->child->valuestring;
-			if (pr_workflow_node(C->wf, target))
+			if (pr_workflow_find(sorted, n, target) < n)
 				continue;
 			by = pr_json_get(C->deleted, target);
 			if (by && pr_json_to_i64(by, &idx) == 0) {
 				C->rule = &C->R->rule[idx - 1];
-				return fail(C, "deletes node %s, but node %s input \"%s\" still links to "
-				    "it; delete or rewire that input in the same job's rules", target,
-				    node->string, in->string);
+				rc = fail(C, "deletes node %s, but node %s input \"%s\" still "
+				    "links to it; delete or rewire that input in the same job's "
+				    "rules", target, node->string, in->string);
+			} else {
+				rc = fail(C, "node %s input \"%s\" links to node %s, which is not "
+				    "in the workflow", node->string, in->string, target);
 			}
-			return fail(C, "node %s input \"%s\" links to node %s, which is not in the "
-			    "workflow", node->string, in->string, target);
+			break;
 		}
 	}
+	free(sorted);
+	if (rc < 0)
+		return rc;
 	for (c = C->out->collect->child; c; c = c->next) {
 		const char *id = pr_json_get_string(c, "node");
 

@@ -122,8 +122,10 @@ check_record(const cJSON *rec, size_t line)
 		bad(line, "video", why);
 	if (!kind || (strcmp(kind, "render") != 0 && strcmp(kind, "combine") != 0))
 		bad(line, "kind", "expected \"render\" or \"combine\"");
-	if (!status)
+	if (!pr_json_get(rec, "status"))
 		bad(line, "status", "missing (is this pr-submit's output?)");
+	if (!status)
+		bad(line, "status", "expected a string");
 	if (pr_json_get(rec, "files") && !cJSON_IsArray(pr_json_get(rec, "files")))
 		bad(line, "files", "expected an array");
 	cJSON_ArrayForEach(f, pr_json_get(rec, "files"))
@@ -133,12 +135,14 @@ check_record(const cJSON *rec, size_t line)
 		const char *pass = pr_json_get_string(rec, "pass");
 		if (!pass)
 			bad(line, "pass", "missing or not a string");
+		if (strcmp(pass, "high") != 0 && strcmp(pass, "low") != 0)
+			bad(line, "pass", "expected \"high\" or \"low\"");
 		need_int(rec, "chunk", line, "chunk", 0);
 		need_int(rec, "start", line, "start", 0);
 		if (strcmp(pass, "low") == 0) {
 			const cJSON *keep = pr_json_get(rec, "keep");
 			int64_t a, b;
-			if (cJSON_GetArraySize(keep) != 2 ||
+			if (!cJSON_IsArray(keep) || cJSON_GetArraySize(keep) != 2 ||
 			    pr_json_to_i64(cJSON_GetArrayItem(keep, 0), &a) < 0 ||
 			    pr_json_to_i64(cJSON_GetArrayItem(keep, 1), &b) < 0 ||
 			    a < 0 || b < a || b > INT32_MAX)

@@ -11,9 +11,39 @@
 
 #include "shutdown.h"
 
+/*
+ * The fields the rule reads must have their types: a final whose status
+ * is 5, or that says success but names no file, would otherwise count as
+ * no final at all, and the pod would be stopped with it not uploaded.
+ */
+static void
+check_record(const cJSON *rec, const char *name, size_t line, bool finals)
+{
+	const cJSON *status = pr_json_get(rec, "status"), *size = pr_json_get(rec, "size");
+	const cJSON *verified = pr_json_get(rec, "verified");
+	int64_t n;
+
+	if (pr_json_get(rec, "path") && !cJSON_IsString(pr_json_get(rec, "path")))
+		pr_die(PR_EXIT_USAGE, "%s:%zu: path: expected a string", name, line);
+	if (!status && finals)
+		pr_die(PR_EXIT_USAGE, "%s:%zu: status: missing (is this pr-combine's output?)",
+		    name, line);
+	if (status && !cJSON_IsString(status))
+		pr_die(PR_EXIT_USAGE, "%s:%zu: status: expected a string", name, line);
+	if (cJSON_IsString(status) && strcmp(status->valuestring, "success") == 0 &&
+	    !pr_json_get(rec, "path"))
+		pr_die(PR_EXIT_USAGE, "%s:%zu: path: missing (a final with status success "
+		    "names its file)", name, line);
+	if (size && (pr_json_to_i64(size, &n) < 0 || n < 0))
+		pr_die(PR_EXIT_USAGE, "%s:%zu: size: expected a whole number of bytes", name,
+		    line);
+	if (verified && !cJSON_IsBool(verified))
+		pr_die(PR_EXIT_USAGE, "%s:%zu: verified: expected true or false", name, line);
+}
+
 /* The records of a JSON Lines stream; bad input ends the program. */
 static cJSON *
-read_all(FILE *fp, const char *name)
+read_all(FILE *fp, const char *name, bool finals)
 {
 	struct pr_jsonl in;
 	cJSON *all = pr_json_array(), *rec;
@@ -21,8 +51,7 @@ read_all(FILE *fp, const char *name)
 
 	pr_jsonl_open(&in, fp, name);
 	while ((rc = pr_jsonl_next(&in, &rec)) == 1) {
-		if (pr_json_get(rec, "path") && !cJSON_IsString(pr_json_get(rec, "path")))
-			pr_die(PR_EXIT_USAGE, "%s:%zu: path: expected a string", name, in.line);
+		check_record(rec, name, in.line, finals);
 		cJSON_AddItemToArray(all, rec);
 	}
 	if (rc < 0)
@@ -63,9 +92,9 @@ check_uploads(const char *finals, char *why, size_t len, int *nfinals)
 	if (!(fp = fopen(finals, "r")))
 		pr_die(errno == ENOENT ? PR_EXIT_USAGE : PR_EXIT_INFRA, "%s: %s", finals,
 		    strerror(errno));
-	want = read_all(fp, finals);
+	want = read_all(fp, finals, true);
 	fclose(fp);
-	have = read_all(stdin, "<stdin>");
+	have = read_all(stdin, "<stdin>", false);
 	cJSON_ArrayForEach(f, want) {
 		status = pr_json_get_string(f, "status");
 		path = pr_json_get_string(f, "path");

@@ -249,6 +249,13 @@ bad_path(const char *p)
 		return "absolute (paths are relative to --out)";
 	if (strpbrk(p, "\n\r"))
 		return "has a line break";
+	/* Cloud Storage refuses them in object names, and a message would
+	 * not show them. */
+	for (s = p; *s; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			return "has a control character";
+	if (p[strlen(p) - 1] == '/')
+		return "ends with \"/\" (a folder, not a file)";
 	for (s = p; *s; s += n + (s[n] == '/')) {
 		n = strcspn(s, "/");
 		if (n == 0)
@@ -281,8 +288,24 @@ read_items(cJSON **records, size_t *nitems)
 			pr_die(PR_EXIT_USAGE, "<stdin>:%zu: path: expected a string", in.line);
 		if (!(path = pr_json_get_string(rec, "path")))
 			pr_die(PR_EXIT_USAGE, "<stdin>:%zu: path: missing (which file to upload?)", in.line);
-		if ((why = bad_path(path)))
-			pr_die(PR_EXIT_USAGE, "<stdin>:%zu: path: \"%.200s\": %s", in.line, path, why);
+		if ((why = bad_path(path))) {
+			/* Quoted as JSON, so the message stays one line; a
+			 * long one is cut between characters. */
+			struct pr_buf q = PR_BUF_INIT;
+			size_t len;
+
+			pr_json_write_string(&q, path);
+			len = q.len;
+			if (len > 200) {
+				len = 200;
+				while (((unsigned char)q.data[len] & 0xc0) == 0x80)
+					len--;
+			}
+			pr_warn("<stdin>:%zu: path: %.*s%s: %s", in.line, (int)len, q.data,
+			    len < q.len ? "...\"" : "", why);
+			pr_buf_free(&q);
+			exit(PR_EXIT_USAGE);
+		}
 		for (i = 0; i < n && strcmp(items[i].path, path) != 0; i++)
 			;
 		if (i < n)
