@@ -194,7 +194,8 @@ parse_head(struct pr_httpd_req *r, char *head)
 	*next = '\0';
 	line = head;
 	next += 2;
-	if (!(sp = strchr(line, ' ')))
+	/* A leading blank would make an empty method. */
+	if (!(sp = strchr(line, ' ')) || sp == line)
 		return bad_head(r, 400, PR_HTTPD_BAD_LINE);
 	*sp = '\0';
 	r->method = line;
@@ -257,6 +258,7 @@ static int
 read_head(struct pr_httpd_conn *c, struct pr_httpd_req *r)
 {
 	struct pr_httpd_header *h = r->h;
+	size_t skip;
 	char *end;
 	ssize_t k;
 
@@ -265,10 +267,14 @@ read_head(struct pr_httpd_conn *c, struct pr_httpd_req *r)
 	r->h = h;
 	r->clen = -1;
 	for (;;) {
-		/* Empty lines before a request line are ignored (RFC 9112 2.2). */
-		while (c->len >= 2 && c->buf[0] == '\r' && c->buf[1] == '\n') {
-			memmove(c->buf, c->buf + 2, c->len - 2);
-			c->len -= 2;
+		/* Empty lines before a request line are ignored (RFC 9112 2.2),
+		 * all in one move: one per line is quadratic in a head of them. */
+		for (skip = 0; c->len - skip >= 2 && c->buf[skip] == '\r' &&
+		    c->buf[skip + 1] == '\n'; skip += 2)
+			;
+		if (skip) {
+			memmove(c->buf, c->buf + skip, c->len - skip);
+			c->len -= skip;
 		}
 		c->buf[c->len] = '\0';
 		/* A NUL inside the head would hide the rest of it from strstr. */
@@ -628,6 +634,15 @@ reap(bool all)
 	}
 }
 
+static struct pr_httpd_conn *
+conn_new(int fd)
+{
+	struct pr_httpd_conn *c = pr_xcalloc(1, sizeof *c + H.srv->head_max + 1);
+
+	c->fd = fd;
+	return c;
+}
+
 static void
 accept_one(int lfd)
 {
@@ -643,8 +658,7 @@ accept_one(int lfd)
 		close(fd);
 		return;
 	}
-	c = pr_xcalloc(1, sizeof *c + H.srv->head_max + 1);
-	c->fd = fd;
+	c = conn_new(fd);
 	if (pthread_create(&c->thread, NULL, serve_conn, c) != 0) {
 		pthread_mutex_unlock(&H.lock);
 		close(fd);
@@ -695,6 +709,17 @@ pr_httpd_serve(int lfd, const struct pr_httpd *srv)
 	}
 	close(lfd);
 	stop_all();
+}
+
+void
+pr_httpd_handle_fd(int fd, const struct pr_httpd *srv)
+{
+	struct pr_httpd_conn *c;
+
+	H.srv = srv;
+	c = conn_new(fd);
+	serve_conn(c);
+	free(c);
 }
 
 void

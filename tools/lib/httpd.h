@@ -72,7 +72,9 @@ struct pr_httpd {
 	long long drain_max;
 	int max_conns;
 	int idle_seconds;       /* an idle connection or a stalled body ends */
-	/* Words for each refusal; NULL: that check is not made at all. */
+	/* Words for each refusal. NULL for TARGET, FOLDING or VALUE: that
+	 * check is not made at all; the others are always made and need
+	 * words (bad_head gets them). */
 	const char *bad[PR_HTTPD_BAD_COUNT];
 	/* Connection: close and Expect: 100-continue seen in any such header,
 	 * "close" anywhere in the value; else only the first header counts
@@ -104,6 +106,11 @@ int pr_httpd_listen(const char *addr, int port, int *bound);
  * SIGTERM; then stops every connection, joins their threads and closes
  * lfd. srv must outlive the call. */
 void pr_httpd_serve(int lfd, const struct pr_httpd *srv);
+/* Serves one connection, fd (a connected stream socket), on the
+ * caller's thread until it ends, then closes fd: what each connection
+ * thread of pr_httpd_serve does, for tests/fuzz/fuzz-httpd.c. Not while
+ * pr_httpd_serve runs. */
+void pr_httpd_handle_fd(int fd, const struct pr_httpd *srv);
 /* Sleeps (for ever when seconds < 0), waking early when serving stops. */
 void pr_httpd_nap(double seconds);
 /* Whether serving is stopping. */

@@ -22,6 +22,7 @@
 #include "err.h"
 #include "json.h"
 #include "wsclient.h"
+#include "wsmsg.h"
 
 /* Bigger text messages are dropped and the connection closed. */
 #define MAX_MESSAGE ((size_t)64 << 20)
@@ -58,10 +59,8 @@ struct pr_ws {
 	int port;
 	bool tls;
 
-	/* The message being received. */
-	struct pr_buf rx;
-	bool rx_binary;
-	bool too_big;                 /* a message went over MAX_MESSAGE */
+	/* The message being received; rx.too_big: one went over MAX_MESSAGE. */
+	struct pr_wsmsg rx;
 
 	/* Closing: our close frame to send from CLIENT_WRITEABLE. */
 	bool want_close;
@@ -91,7 +90,7 @@ go_down(struct pr_ws *w, const char *why)
 	snprintf(w->error, sizeof w->error, "%s", why);
 	w->wsi = NULL;
 	w->want_close = false;
-	pr_buf_free(&w->rx);
+	pr_buf_free(&w->rx.buf);
 	set_state(w, PR_WS_DOWN);
 	/* The wake-up matters when this runs from an lws timer (the
 	 * validity hang-up): those run before poll(), which would otherwise
@@ -107,7 +106,7 @@ lost(struct pr_ws *w)
 
 	if (w->state == PR_WS_CONNECTING) {
 		go_down(w, "cannot connect: closed during the handshake");
-	} else if (w->too_big) {
+	} else if (w->rx.too_big) {
 		go_down(w, "message over 64 MiB");
 	} else if (w->by_us) {
 		go_down(w, "closed by us");
@@ -174,40 +173,54 @@ start_close(struct pr_ws *w, enum lws_close_status status)
 	lws_callback_on_writable(w->wsi);
 }
 
+int
+pr_wsmsg_add(struct pr_wsmsg *m, bool first, bool final, bool binary,
+    const void *in, size_t len, cJSON **out)
+{
+	struct pr_json_error e;
+
+	*out = NULL;
+	if (m->too_big)
+		return 0;                    /* closing: nothing more is wanted */
+	if (first) {
+		pr_buf_reset(&m->buf);
+		m->binary = binary;
+	}
+	/* Binary frames (previews) are not wanted: never buffered. */
+	if (!m->binary) {
+		if (len > m->max - m->buf.len) {
+			m->too_big = true;
+			pr_buf_free(&m->buf);
+			return -1;
+		}
+		pr_buf_add(&m->buf, in, len);
+	}
+	if (!final)
+		return 0;
+	/* Text that is not JSON is no ComfyUI message: dropped. */
+	if (!m->binary)
+		*out = pr_json_parse(m->buf.data ? m->buf.data : "", m->buf.len, &e, NULL);
+	if (m->buf.cap > m->keep)
+		pr_buf_free(&m->buf);
+	else
+		pr_buf_reset(&m->buf);
+	return *out ? 1 : 0;
+}
+
 static void
 receive(struct pr_ws *w, struct lws *wsi, const void *in, size_t len)
 {
-	struct pr_json_error e;
 	cJSON *v;
 
-	if (w->too_big)
-		return;                      /* closing: nothing more is wanted */
-	if (lws_is_first_fragment(wsi)) {
-		pr_buf_reset(&w->rx);
-		w->rx_binary = lws_frame_is_binary(wsi);
+	switch (pr_wsmsg_add(&w->rx, lws_is_first_fragment(wsi) != 0,
+	    lws_is_final_fragment(wsi) != 0, lws_frame_is_binary(wsi) != 0, in, len, &v)) {
+	case 1:
+		queue(w, v);
+		break;
+	case -1:
+		start_close(w, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE);
+		break;
 	}
-	/* Binary frames (previews) are not wanted: never buffered. */
-	if (!w->rx_binary) {
-		if (len > MAX_MESSAGE - w->rx.len) {
-			w->too_big = true;
-			pr_buf_free(&w->rx);
-			start_close(w, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE);
-			return;
-		}
-		pr_buf_add(&w->rx, in, len);
-	}
-	if (!lws_is_final_fragment(wsi))
-		return;
-	if (!w->rx_binary) {
-		/* Text that is not JSON is no ComfyUI message: dropped. */
-		v = pr_json_parse(w->rx.data ? w->rx.data : "", w->rx.len, &e, NULL);
-		if (v)
-			queue(w, v);
-	}
-	if (w->rx.cap > KEEP_RX)
-		pr_buf_free(&w->rx);
-	else
-		pr_buf_reset(&w->rx);
 }
 
 static int
@@ -333,7 +346,7 @@ ws_destroy(struct pr_ws *w)
 		cJSON_Delete(m->v);
 		free(m);
 	}
-	pr_buf_free(&w->rx);
+	pr_buf_free(&w->rx.buf);
 	free(w->address);
 	free(w->host);
 	free(w->path);
@@ -444,6 +457,8 @@ pr_ws_new(struct pr_wsctx *c, const char *base, const char *client_id)
 
 	w->ctx = c;
 	w->state = PR_WS_DOWN;
+	w->rx.max = MAX_MESSAGE;
+	w->rx.keep = KEEP_RX;
 	snprintf(w->error, sizeof w->error, "not connected");
 	if (parse_base(w, base, client_id) < 0) {
 		free(w->address);
@@ -463,7 +478,7 @@ start_connect(struct pr_ws *w)
 	struct lws *wsi;
 
 	w->reconnect = false;
-	w->too_big = w->by_us = w->peer_closed = w->want_close = false;
+	w->rx.too_big = w->by_us = w->peer_closed = w->want_close = false;
 	w->peer_code = 0;
 	memset(&i, 0, sizeof i);
 	i.context = w->ctx->lws;

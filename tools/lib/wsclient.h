@@ -53,9 +53,10 @@ unsigned pr_ws_connections(const struct pr_ws *w);
  * returning early when some connection has a message waiting or changed
  * state (at once, after one non-blocking pass, if one already waits). */
 void pr_ws_run(struct pr_wsctx *c, int ms);
-/* The next whole text message ({type, data}), or NULL. Binary frames are
- * dropped; so are messages over 64 MiB (the connection is closed). The
- * caller owns the result. */
+/* The next whole text message, or NULL: any JSON value (ComfyUI sends
+ * {type, data} objects; text that is not JSON is dropped). Binary frames
+ * are dropped; so are messages over 64 MiB (the connection is closed).
+ * The caller owns the result. */
 cJSON *pr_ws_next(struct pr_ws *w);
 /* Frees the connection (closing it without waiting if still open). Not
  * after pr_wsctx_free, which frees connections still open itself. */
