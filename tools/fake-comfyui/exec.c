@@ -639,14 +639,21 @@ ui_lies(struct run *R, struct node_ctx *N, const char *id, const char *cls)
 {
 	static const char *const fields[] = { "filename", "subfolder", "type" };
 	cJSON *f = fault_for_node("lie", R->no, R->it->prompt_id, id, cls), *list, *e;
+	bool raw;
+	const char *v;
 
 	if (!f)
 		return;
+	/* raw: the values are JSON text, sent as they are: what a C string
+	 * cannot hold ("\u0000") and what is not a string at all. */
+	raw = cJSON_IsTrue(pr_json_get(f, "raw"));
 	cJSON_ArrayForEach(list, N->ui)
 		cJSON_ArrayForEach(e, list)
-			for (size_t i = 0; i < 3; i++)
-				if (cJSON_IsObject(e) && pr_json_get_string(f, fields[i]))
-					pr_json_set_string(e, fields[i], pr_json_get_string(f, fields[i]));
+			for (size_t i = 0; i < 3; i++) {
+				if (!cJSON_IsObject(e) || !(v = pr_json_get_string(f, fields[i])))
+					continue;
+				pr_json_set(e, fields[i], raw ? cJSON_CreateRaw(v) : pr_json_string(v));
+			}
 	cJSON_Delete(f);
 }
 
@@ -815,6 +822,54 @@ server_faults(struct run *R, const char *id, const char *cls)
 	}
 }
 
+/* text, then "x" up to len bytes (cut to len if longer). */
+static char *
+padded(const char *text, size_t len)
+{
+	size_t n = strlen(text);
+	char *s = pr_xmalloc(len + 1);
+
+	memcpy(s, text, n < len ? n : len);
+	if (n < len)
+		memset(s + n, 'x', len - n);
+	s[len] = '\0';
+	return s;
+}
+
+/* The "ws_huge" fault: a message far over any sane limit, to the
+ * prompt's client only, as a custom node's send_sync could send it:
+ * {"type": "fake_padding", "data": {"prompt_id", "node", "padding"}},
+ * "bytes" long in all (default 65 MiB). */
+static void
+huge_message(struct run *R, const char *id, const char *cls)
+{
+	cJSON *f = fault_for_node("ws_huge", R->no, R->it->prompt_id, id, cls), *m, *d;
+	struct pr_buf b = PR_BUF_INIT;
+	int64_t bytes = (int64_t)65 << 20;
+	char *pad;
+
+	if (!f)
+		return;
+	pr_json_to_i64(pr_json_get(f, "bytes"), &bytes);
+	cJSON_Delete(f);
+	m = pr_json_object();
+	pr_json_set_string(m, "type", "fake_padding");
+	d = pr_json_object();
+	pr_json_set(m, "data", d);
+	pr_json_set_string(d, "prompt_id", R->it->prompt_id);
+	pr_json_set_string(d, "node", id);
+	pr_json_set_string(d, "padding", "");
+	/* The padding makes up what the rest of the message does not. */
+	pr_python_json(&b, m);
+	pad = padded("", (uint64_t)bytes > b.len ? (size_t)bytes - b.len : 0);
+	pr_json_set_string(d, "padding", pad);
+	free(pad);
+	pr_buf_free(&b);
+	d = cJSON_DetachItemFromObjectCaseSensitive(m, "data");
+	cJSON_Delete(m);
+	emit(R, "fake_padding", d);
+}
+
 static enum outcome
 run_node(struct run *R, const char *id)
 {
@@ -846,13 +901,27 @@ run_node(struct run *R, const char *id)
 	/* The interrupt flag is looked at before a node starts. */
 	if (wait_some(R, 0, true) < 0)
 		goto stopped;
+	huge_message(R, id, cls);
 	if ((f = fault_for_node("exec_error", R->no, R->it->prompt_id, id, cls))) {
-		node_fail(&N, pr_json_get_string(f, "exception_type") ?
-		    pr_json_get_string(f, "exception_type") : "torch.OutOfMemoryError", "%s",
-		    pr_json_get_string(f, "message") ? pr_json_get_string(f, "message") :
-		    "Allocation on device would exceed allowed memory. (out of memory)");
+		const char *type = pr_json_get_string(f, "exception_type");
+		const char *msg = pr_json_get_string(f, "message");
+		char *big;
+
+		type = type ? type : "torch.OutOfMemoryError";
+		msg = msg ? msg : "Allocation on device would exceed allowed memory. (out of memory)";
+		if (pr_json_to_i64(pr_json_get(f, "bytes"), &n) < 0) {
+			node_fail(&N, type, "%s", msg);
+			cJSON_Delete(f);
+			goto failed;
+		}
+		/* A message of that many bytes: longer than node_fail keeps,
+		 * in the socket's message and the history entry alike. */
+		big = padded(msg, (size_t)n);
+		emit_kept(R, "execution_error", error_payload(R, &N, type, big));
+		free(big);
 		cJSON_Delete(f);
-		goto failed;
+		out = FAILED;
+		goto done;
 	}
 	if ((f = fault_for_node("hang", R->no, R->it->prompt_id, id, cls))) {
 		cJSON_Delete(f);

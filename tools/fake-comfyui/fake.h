@@ -160,7 +160,18 @@ struct response {
 	char *disposition;      /* Content-Disposition value */
 	bool close;             /* drop the connection without answering */
 	double delay;           /* answer this many seconds later */
+	/* An http fault's lie about the body (fake-comfyui(1)), sent as it
+	 * is made, never held whole: */
+	bool shaped;            /* any of the four below was asked for */
+	int64_t pad_to;         /* a body of this many bytes; -1: as answered */
+	bool endless;           /* a body that never ends */
+	int64_t length;         /* Content-Length sent: >= 0, or LENGTH_* */
+	double rate;            /* bytes a second; 0: as fast as it is read */
 };
+
+#define LENGTH_TRUE (-1)    /* the length of what is sent (none if endless) */
+#define LENGTH_NONE (-2)    /* no Content-Length: the close ends the body */
+#define LENGTH_ANSWER (-3)  /* the length of the real answer, whatever is sent */
 
 /* The value of query argument name, or NULL. */
 const char *query_arg(struct lws *wsi, const char *name, char *buf, size_t len);

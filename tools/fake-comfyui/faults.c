@@ -20,13 +20,15 @@ static const char *const kinds[] = {
 	"empty",       /* an output file of 0 bytes */
 	"size",        /* an output file padded to "bytes" */
 	"lie",         /* outputs reported as "filename", "subfolder", "type" */
+	"ws_huge",     /* a WebSocket message of "bytes" to the prompt's client */
 	NULL,
 };
 
 static const char *const fields[] = {
 	"kind", "route", "method", "status", "close", "delay", "prompt", "prompt_id",
 	"node", "at", "down", "client_id", "exception_type", "message", "bytes",
-	"filename", "subfolder", "type", "times", NULL,
+	"filename", "subfolder", "type", "times", "endless", "length", "rate", "raw",
+	NULL,
 };
 
 static bool
@@ -36,6 +38,68 @@ listed(const char *const *list, const char *s)
 		if (strcmp(*list, s) == 0)
 			return true;
 	return false;
+}
+
+static bool
+number_over(const cJSON *v, double min)
+{
+	return pr_json_is_number(v) &&
+	    (cJSON_IsRaw(v) ? strtod(v->valuestring, NULL) : v->valuedouble) > min;
+}
+
+/* A JSON text, for the raw values of a lie: checked with cJSON itself,
+ * which takes what our parser refuses (\u0000). */
+static bool
+json_text(const cJSON *v)
+{
+	const char *end = NULL;
+	cJSON *parsed;
+
+	if (!cJSON_IsString(v))
+		return false;
+	parsed = cJSON_ParseWithOpts(v->valuestring, &end, true);
+	cJSON_Delete(parsed);
+	return parsed != NULL;
+}
+
+/* The fields whose values would otherwise be misread silently. */
+static int
+check_values(const cJSON *f, const char *kind, char *why, size_t whylen)
+{
+	static const char *const texts[] = { "filename", "subfolder", "type" };
+	const cJSON *c;
+	int64_t n;
+
+	if ((c = pr_json_get(f, "bytes")) && (pr_json_to_i64(c, &n) < 0 || n < 0)) {
+		snprintf(why, whylen, "\"bytes\" must be a whole number >= 0");
+		return -1;
+	}
+	if ((c = pr_json_get(f, "endless")) && !cJSON_IsBool(c)) {
+		snprintf(why, whylen, "\"endless\" must be true or false");
+		return -1;
+	}
+	if ((c = pr_json_get(f, "length")) && !cJSON_IsFalse(c) &&
+	    !(cJSON_IsString(c) && strcmp(c->valuestring, "answer") == 0) &&
+	    (pr_json_to_i64(c, &n) < 0 || n < 0)) {
+		snprintf(why, whylen, "\"length\" must be a whole number >= 0, false or \"answer\"");
+		return -1;
+	}
+	if ((c = pr_json_get(f, "rate")) && !number_over(c, 0)) {
+		snprintf(why, whylen, "\"rate\" must be a number of bytes a second > 0");
+		return -1;
+	}
+	if ((c = pr_json_get(f, "raw")) && !cJSON_IsBool(c)) {
+		snprintf(why, whylen, "\"raw\" must be true or false");
+		return -1;
+	}
+	if (strcmp(kind, "lie") == 0 && cJSON_IsTrue(c))
+		for (size_t i = 0; i < 3; i++)
+			if (pr_json_get(f, texts[i]) && !json_text(pr_json_get(f, texts[i]))) {
+				snprintf(why, whylen, "with \"raw\", \"%s\" must be a string holding "
+				    "JSON text", texts[i]);
+				return -1;
+			}
+	return 0;
 }
 
 static int
@@ -63,6 +127,8 @@ add_one(const cJSON *f, char *why, size_t whylen)
 		snprintf(why, whylen, "an http fault needs a \"route\"");
 		return -1;
 	}
+	if (check_values(f, kind, why, whylen) < 0)
+		return -1;
 	if ((c = pr_json_get(f, "times")) && (pr_json_to_i64(c, &n) < 0 || n < 0)) {
 		snprintf(why, whylen, "\"times\" must be a whole number >= 0");
 		return -1;

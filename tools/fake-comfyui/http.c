@@ -19,6 +19,27 @@
 
 #define CHUNK 65536
 
+/*
+ * A body an http fault shapes (fake-comfyui(1): bytes, endless, length,
+ * rate): pre (the answer, from memory or its file, or the start of a
+ * padded JSON object), then pad_n pad bytes (or pad bytes for ever), then
+ * post. Made as it is sent, a chunk at a time: a 300 MB or endless body
+ * costs no memory, and ends when the client hangs up.
+ */
+struct shape {
+	bool on;
+	struct pr_buf pre;       /* unless pre_file */
+	bool pre_file;           /* pre is the first pre_len bytes of the file */
+	uint64_t pre_len;
+	char pad;
+	uint64_t pad_n;
+	bool endless;
+	struct pr_buf post;
+	uint64_t total;          /* when not endless */
+	uint64_t sent;
+	bool done;               /* all sent: close at the next writeable */
+};
+
 /* Per connection. lws hands a zeroed one to every new HTTP transaction,
  * and may drop a protocol for one that never saw LWS_CALLBACK_HTTP: all
  * zero must mean "nothing to free". */
@@ -43,6 +64,7 @@ struct pss {
 	int file_fd;
 	size_t file_size;
 	struct session *sess;
+	struct shape sh;
 };
 
 static const char *const form_names[] = {
@@ -70,6 +92,9 @@ release(struct pss *p)
 		p->file_open = false;
 	}
 	pr_buf_free(&p->body);
+	pr_buf_free(&p->sh.pre);
+	pr_buf_free(&p->sh.post);
+	memset(&p->sh, 0, sizeof p->sh);
 	pr_buf_free(&p->resp.body);
 	free(p->resp.file);
 	free(p->resp.disposition);
@@ -343,6 +368,152 @@ on_body_done(struct lws *wsi, struct pss *p)
 	return answer(wsi, p);
 }
 
+/* Lays out a shaped body (see struct shape); the Content-Length to send,
+ * or -1 for none. */
+static int64_t
+shape_setup(struct pss *p)
+{
+	static const char head[] = "{\"padding\": \"";
+	struct shape *sh = &p->sh;
+	const struct response *r = &p->resp;
+	uint64_t answer = p->file_open ? p->file_size : r->body.len, base;
+	bool object = !p->file_open && r->body.len >= 2 && r->body.data[0] == '{' &&
+	    r->content_type && strncmp(r->content_type, "application/json", 16) == 0;
+
+	sh->on = true;
+	sh->endless = r->endless;
+	/* head, then "\"}" or "\", " and the answer after its "{". */
+	base = strlen(head) + (r->body.len == 2 ? 2 : 3 + r->body.len - 1);
+	if (!r->endless && r->pad_to >= 0 && (uint64_t)r->pad_to < answer) {
+		/* Fewer bytes than the answer: the answer cut short. */
+		sh->pre_file = p->file_open;
+		sh->pre_len = (uint64_t)r->pad_to;
+		if (!p->file_open)
+			pr_buf_add(&sh->pre, r->body.data, sh->pre_len);
+	} else if (object && (r->endless || (r->pad_to >= 0 && (uint64_t)r->pad_to >= base))) {
+		/* JSON that looks valid all along: the padding is a string, the
+		 * answer's members follow it, so a body under the client's
+		 * limit still says what the route says. */
+		pr_buf_adds(&sh->pre, head);
+		if (r->body.len == 2) {
+			pr_buf_adds(&sh->post, "\"}");
+		} else {
+			pr_buf_adds(&sh->post, "\", ");
+			pr_buf_add(&sh->post, r->body.data + 1, r->body.len - 1);
+		}
+		sh->pre_len = sh->pre.len;
+		sh->pad = 'x';
+		sh->pad_n = r->endless ? 0 : (uint64_t)r->pad_to - base;
+	} else {
+		/* The answer, then spaces (JSON allows them at the end) or,
+		 * after a file, zero bytes. */
+		sh->pre_file = p->file_open;
+		sh->pre_len = answer;
+		if (!p->file_open)
+			pr_buf_add(&sh->pre, r->body.data ? r->body.data : "", r->body.len);
+		sh->pad = p->file_open ? '\0' : ' ';
+		sh->pad_n = !r->endless && r->pad_to >= 0 ? (uint64_t)r->pad_to - answer : 0;
+	}
+	sh->total = sh->pre_len + sh->pad_n + sh->post.len;
+	if (r->length == LENGTH_NONE || (r->length == LENGTH_TRUE && r->endless))
+		return -1;
+	if (r->length == LENGTH_TRUE)
+		return (int64_t)sh->total;
+	if (r->length == LENGTH_ANSWER)
+		return (int64_t)answer;
+	return r->length;
+}
+
+/*
+ * The headers of a shaped body. Content-Length is written by name, so lws
+ * neither checks the body against it nor keeps the connection for another
+ * request: lws adds "connection: close", and the connection is closed
+ * once the body is out (or the client gave up).
+ */
+static int
+send_shaped_headers(struct lws *wsi, struct pss *p)
+{
+	unsigned char hb[LWS_PRE + 2048], *start = hb + LWS_PRE, *h = start;
+	unsigned char *end = hb + sizeof hb - 1;
+	int64_t length = shape_setup(p);
+	char num[32];
+
+	if (lws_add_http_common_headers(wsi, (unsigned int)p->resp.status,
+	    p->resp.content_type ? p->resp.content_type : "application/octet-stream",
+	    LWS_ILLEGAL_HTTP_CONTENT_LEN, &h, end))
+		return -1;
+	if (length >= 0) {
+		snprintf(num, sizeof num, "%lld", (long long)length);
+		if (lws_add_http_header_by_name(wsi, (const unsigned char *)"content-length:",
+		    (const unsigned char *)num, (int)strlen(num), &h, end))
+			return -1;
+	}
+	if (p->resp.disposition &&
+	    lws_add_http_header_by_name(wsi, (const unsigned char *)"content-disposition:",
+	    (const unsigned char *)p->resp.disposition, (int)strlen(p->resp.disposition), &h, end))
+		return -1;
+	if (lws_finalize_write_http_header(wsi, start, &h, end))
+		return -1;
+	p->headers_sent = true;
+	if (p->head_only || (!p->sh.endless && p->sh.total == 0))
+		p->sh.done = true;
+	lws_callback_on_writable(wsi);
+	return 0;
+}
+
+/* The next piece of a shaped body: a chunk, or with a rate a tenth of a
+ * second's worth, the next one after that tenth. */
+static int
+send_shaped(struct lws *wsi, struct pss *p)
+{
+	static unsigned char buf[LWS_PRE + CHUNK];
+	struct shape *sh = &p->sh;
+	unsigned char *b = buf + LWS_PRE;
+	double rate = p->resp.rate;
+	size_t want = CHUNK, n = 0, k;
+	uint64_t at, left;
+
+	/* lws asks again only once what it holds went out: all of it did. */
+	if (sh->done)
+		return -1;
+	if (rate > 0)
+		want = rate / 10 < 1 ? 1 : rate / 10 > CHUNK ? CHUNK : (size_t)(rate / 10);
+	while (n < want) {
+		at = sh->sent + n;
+		if (at < sh->pre_len) {
+			left = sh->pre_len - at;
+			k = left < want - n ? (size_t)left : want - n;
+			if (sh->pre_file) {
+				if (pr_read_full(p->file_fd, b + n, k) != (ssize_t)k)
+					return -1;
+			} else {
+				memcpy(b + n, sh->pre.data + at, k);
+			}
+		} else if (sh->endless || at < sh->pre_len + sh->pad_n) {
+			left = sh->endless ? want - n : sh->pre_len + sh->pad_n - at;
+			k = left < want - n ? (size_t)left : want - n;
+			memset(b + n, sh->pad, k);
+		} else if (at < sh->total) {
+			left = sh->total - at;
+			k = left < want - n ? (size_t)left : want - n;
+			memcpy(b + n, sh->post.data + (at - sh->pre_len - sh->pad_n), k);
+		} else {
+			break;
+		}
+		n += k;
+	}
+	if (n && lws_write(wsi, b, n, LWS_WRITE_HTTP) != (int)n)
+		return -1;
+	sh->sent += n;
+	if (!sh->endless && sh->sent >= sh->total)
+		sh->done = true;
+	if (rate > 0 && !sh->done)
+		lws_set_timer_usecs(wsi, (lws_usec_t)((double)n / rate * 1e6));
+	else
+		lws_callback_on_writable(wsi);
+	return 0;
+}
+
 static int
 send_headers(struct lws *wsi, struct pss *p)
 {
@@ -371,6 +542,8 @@ send_headers(struct lws *wsi, struct pss *p)
 	}
 	if (!p->resp.status)
 		p->resp.status = 200;
+	if (p->resp.shaped)
+		return send_shaped_headers(wsi, p);
 	if (lws_add_http_common_headers(wsi, (unsigned int)p->resp.status,
 	    p->resp.content_type ? p->resp.content_type : "application/octet-stream",
 	    (lws_filepos_t)length, &h, end))
@@ -443,7 +616,9 @@ callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in
 	case LWS_CALLBACK_HTTP_WRITEABLE:
 		if (!p || !p->active)
 			return 0;
-		return p->headers_sent ? send_body(wsi, p) : send_headers(wsi, p);
+		if (!p->headers_sent)
+			return send_headers(wsi, p);
+		return p->sh.on ? send_shaped(wsi, p) : send_body(wsi, p);
 	case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
 	case LWS_CALLBACK_CLOSED_HTTP:
 		if (p)

@@ -851,10 +851,33 @@ static void
 apply_http_fault(const cJSON *f, struct response *r, bool *answered)
 {
 	const cJSON *v;
-	int64_t status;
+	int64_t status, n;
 
 	if ((v = pr_json_get(f, "delay")))
 		r->delay = json_double(v);
+	/* The body's lies (faults.c checked the values): whatever the route
+	 * answers below is sent padded, endless, slowly or mislabelled. */
+	r->pad_to = -1;
+	r->length = LENGTH_TRUE;
+	if ((v = pr_json_get(f, "bytes")) && pr_json_to_i64(v, &n) == 0) {
+		r->pad_to = n;
+		r->shaped = true;
+	}
+	if (cJSON_IsTrue(pr_json_get(f, "endless")))
+		r->endless = r->shaped = true;
+	if ((v = pr_json_get(f, "length"))) {
+		r->shaped = true;
+		if (cJSON_IsFalse(v))
+			r->length = LENGTH_NONE;
+		else if (cJSON_IsString(v))
+			r->length = LENGTH_ANSWER;
+		else if (pr_json_to_i64(v, &n) == 0)
+			r->length = n;
+	}
+	if ((v = pr_json_get(f, "rate"))) {
+		r->rate = json_double(v);
+		r->shaped = true;
+	}
 	if (cJSON_IsTrue(pr_json_get(f, "close"))) {
 		r->close = true;
 		*answered = true;

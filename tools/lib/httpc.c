@@ -50,6 +50,9 @@ struct pr_http {
 	char *base;               /* without a trailing slash */
 	long connect_timeout;
 	long stall_timeout;
+	int64_t max_download;     /* pr_http_set_bounds; 0: none */
+	long transfer_secs, call_secs;
+	long limit_secs;          /* the total bound of the call in progress */
 	char errbuf[CURL_ERROR_SIZE];
 	/* The stall watchdog of the call in progress (see watchdog()). */
 	bool connected;
@@ -148,6 +151,15 @@ pr_http_set_timeouts(struct pr_http *h, long connect, long stall)
 }
 
 void
+pr_http_set_bounds(struct pr_http *h, int64_t max_download, long transfer_secs,
+    long call_secs)
+{
+	h->max_download = max_download > 0 ? max_download : 0;
+	h->transfer_secs = transfer_secs > 0 ? transfer_secs : 0;
+	h->call_secs = call_secs > 0 ? call_secs : 0;
+}
+
+void
 pr_http_response_free(struct pr_http_response *r)
 {
 	pr_buf_free(&r->body);
@@ -183,6 +195,8 @@ struct sink {
 	int fd;                   /* download: the temporary file, else -1 */
 	int64_t written;          /* download: bytes in the file */
 	int write_errno;          /* download: writing the file failed */
+	int64_t max_file;         /* download: the bound (0: none) */
+	int64_t skipped;          /* download: error body bytes read */
 	int status_checked;       /* download: 1 streaming to fd, 2 error body */
 };
 
@@ -215,11 +229,21 @@ stream(char *p, size_t size, size_t n, void *data)
 	}
 	if (s->status_checked == 2) {
 		/* Keep reading to the end, which keeps the connection usable,
-		 * but remember only the start. */
+		 * but remember only the start; an endless one still ends. */
+		if (s->max_file && (int64_t)n > s->max_file - s->skipped) {
+			s->too_large = true;
+			return 0;
+		}
+		s->skipped += (int64_t)n;
 		if (s->body->len < ERRBODY_MAX)
 			pr_buf_add(s->body, p, n < ERRBODY_MAX - s->body->len ?
 			    n : ERRBODY_MAX - s->body->len);
 		return n;
+	}
+	if (s->max_file && (int64_t)n > s->max_file - s->written) {
+		/* An endless body must not fill the disk. */
+		s->too_large = true;
+		return 0;
 	}
 	if (pr_write_full(s->fd, p, n) < 0) {
 		s->write_errno = errno;
@@ -234,6 +258,7 @@ begin(struct pr_http_response *r)
 {
 	r->status = 0;
 	r->err[0] = '\0';
+	r->over_bound = false;
 	pr_buf_reset(&r->body);
 	pr_buf_reset(&r->headers);
 	/* Callers may read body.data as a string after any call. */
@@ -279,11 +304,21 @@ fail_curl(struct pr_http *h, struct pr_http_response *r, const char *method,
     const char *url, CURLcode rc)
 {
 	long os_errno = 0;
+	curl_off_t total = 0;
 	size_t n = strlen(h->errbuf);
 	const char *what = n ? h->errbuf : curl_easy_strerror(rc);
 
 	if (rc == CURLE_ABORTED_BY_CALLBACK && h->stalled) {
 		fail(r, method, url, "stalled: no data for %ld s", h->stall_timeout);
+		return;
+	}
+	if (rc == CURLE_OPERATION_TIMEDOUT && h->connected && h->limit_secs &&
+	    curl_easy_getinfo(h->curl, CURLINFO_TOTAL_TIME_T, &total) == CURLE_OK &&
+	    total >= (curl_off_t)h->limit_secs * 1000000) {
+		/* The whole call's bound, not a stall (libcurl's low speed
+		 * limit times out too): data may still flow. */
+		r->over_bound = true;
+		fail(r, method, url, "still going after %ld s", h->limit_secs);
 		return;
 	}
 	while (n > 0 && (h->errbuf[n - 1] == '\n' || h->errbuf[n - 1] == ' '))
@@ -320,6 +355,10 @@ setup_url(struct pr_http *h, const char *url)
 	curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
 	curl_easy_setopt(c, CURLOPT_TCP_KEEPIDLE, 30L);
 	curl_easy_setopt(c, CURLOPT_TCP_KEEPINTVL, 15L);
+	/* A body that keeps coming is no stall: only a bound on the whole
+	 * call ends it. Downloads set their own. */
+	h->limit_secs = h->call_secs;
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, h->call_secs);
 }
 
 static void
@@ -420,6 +459,7 @@ perform_collect(struct pr_http *h, const char *method, const char *url,
 	curl_easy_getinfo(h->curl, CURLINFO_RESPONSE_CODE, &r->status);
 	if (s.too_large) {
 		pr_buf_reset(&r->body);
+		r->over_bound = true;
 		fail(r, method, url, "response larger than %zu bytes", max);
 		return -1;
 	}
@@ -569,6 +609,10 @@ pr_http_upload(struct pr_http *h, const char *local_path, const char *name,
 		goto out;
 	}
 	no_resend(h);
+	/* A file's upload may take long, as a download may: it has their
+	 * bound, not the call's. */
+	h->limit_secs = h->transfer_secs;
+	curl_easy_setopt(h->curl, CURLOPT_TIMEOUT, h->transfer_secs);
 	curl_easy_setopt(h->curl, CURLOPT_MIMEPOST, mime);
 	curl_easy_setopt(h->curl, CURLOPT_HTTPHEADER, hdrs);
 	rc = perform_collect(h, "POST", url, UPLOAD_MAX, r);
@@ -694,6 +738,7 @@ pr_http_call(struct pr_http *h, const struct pr_http_call *c,
 		fail(r, c->method, shown, "reading the body: %s", strerror(src.read_errno));
 	else if (s.too_large) {
 		pr_buf_reset(&r->body);
+		r->over_bound = true;
 		fail(r, c->method, shown, "response larger than %zu bytes", c->max);
 	} else if (rc != CURLE_OK)
 		fail_curl(h, r, c->method, shown, rc);
@@ -802,8 +847,19 @@ pr_http_download(struct pr_http *h, const char *path, const char *dest,
 	curl_easy_setopt(h->curl, CURLOPT_HTTPGET, 1L);
 	curl_easy_setopt(h->curl, CURLOPT_WRITEFUNCTION, stream);
 	curl_easy_setopt(h->curl, CURLOPT_WRITEDATA, &s);
+	h->limit_secs = h->transfer_secs;
+	curl_easy_setopt(h->curl, CURLOPT_TIMEOUT, h->transfer_secs);
+	/* A Content-Length over the bound is refused before a byte is
+	 * written; stream() cuts off a body that has none, or lies. */
+	if ((s.max_file = h->max_download))
+		curl_easy_setopt(h->curl, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)h->max_download);
 	rc = run(h, r);
 	curl_easy_getinfo(h->curl, CURLINFO_RESPONSE_CODE, &r->status);
+	if (s.too_large || rc == CURLE_FILESIZE_EXCEEDED) {
+		r->over_bound = true;
+		fail(r, "GET", url, "body larger than %lld bytes", (long long)h->max_download);
+		goto out;
+	}
 	if (s.write_errno) {
 		fail(r, "GET", url, "writing %s: %s", tmp, strerror(s.write_errno));
 		goto out;

@@ -24,6 +24,9 @@ struct pr_http_response {
 	struct pr_buf body;     /* the body (not for downloads) */
 	struct pr_buf headers;  /* the last answer's header lines (pr_http_header) */
 	char err[256];          /* after -1: what went wrong, one line */
+	/* After -1: a bound of pr_http_set_bounds (or a call's max) ended it,
+	 * not the network: trying again gets the same. */
+	bool over_bound;
 };
 
 /* base: "http://127.0.0.1:8188" or "https://host:port/prefix", no
@@ -108,5 +111,14 @@ void pr_http_response_free(struct pr_http_response *r);
  * (no byte moved) for that long. Defaults 10 and 60; values <= 0 are
  * ignored (libcurl would read 0 as "no limit"). */
 void pr_http_set_timeouts(struct pr_http *h, long connect, long stall);
+
+/* Bounds for a server that lies (default: none): a download whose body
+ * would pass max_download bytes fails (refused by its Content-Length, or
+ * cut off), a download or upload still going after transfer_secs fails,
+ * and so does any other call still going after call_secs: an endless body
+ * ends whatever its speed, where the stall timeout only ends silence.
+ * 0 leaves a bound off. */
+void pr_http_set_bounds(struct pr_http *h, int64_t max_download,
+    long transfer_secs, long call_secs);
 
 #endif

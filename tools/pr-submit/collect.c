@@ -169,6 +169,7 @@ fetch(struct server *s, const cJSON *f, const char *dest, char *err, size_t errl
 	char *etype = pr_http_escape(type ? type : "output");
 	char *path = pr_xasprintf("/view?filename=%s&subfolder=%s&type=%s", ename, esub, etype);
 	double pause = 0.5;
+	bool bounded;
 	int rc = -1;
 
 	free(ename);
@@ -192,8 +193,14 @@ fetch(struct server *s, const cJSON *f, const char *dest, char *err, size_t errl
 				snprintf(err, errlen, "GET %s%s: HTTP %ld", s->url, path, r.status);
 			*transient = true;
 		}
+		/* Over --max-output-size or --transfer-timeout: the same again
+		 * would cost as much for nothing. The render is still in the
+		 * server's history: a rerun collects it once /view behaves. */
+		if ((bounded = got < 0 && r.over_bound))
+			snprintf(err, errlen, "%s (%s)", r.err, strstr(r.err, "larger than") ?
+			    "--max-output-size" : "--transfer-timeout");
 		pr_http_response_free(&r);
-		if (rc == 0 || !*transient)
+		if (rc == 0 || !*transient || bounded)
 			break;
 		pause_for(pause);
 		pause *= 2;

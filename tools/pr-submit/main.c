@@ -3,8 +3,10 @@
  * in dependency order, with their outputs verified on local disk; resumes
  * after any crash from its journal. See pr-submit(1).
  */
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
+#include <math.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +22,7 @@ static const char usage[] =
     "usage: pr-submit [--server URL]... [--state DIR] [--out DIR]\n"
     "                 [--job-timeout SECONDS] [--wait-server SECONDS]\n"
     "                 [--queue-depth N] [--model-batch N] [--move-after SECONDS]\n"
+    "                 [--max-output-size BYTES] [--transfer-timeout SECONDS]\n"
     "                 [--interrupt-on-exit] [--events FILE] [--no-preflight]\n"
     "                 < jobs > results\n";
 
@@ -46,6 +49,10 @@ static const char help[] =
     "                       (default 16; 0: plan order)\n"
     "  --move-after S       move the jobs of a server down this long to the\n"
     "                       others (default 60)\n"
+    "  --max-output-size B  fail a collected file larger than B bytes (K, M, G, T:\n"
+    "                       powers of 1024; default 16G)\n"
+    "  --transfer-timeout S fail a file's download or upload still going after S\n"
+    "                       seconds (default 3600); other calls get at most 300\n"
     "  --interrupt-on-exit  on SIGINT/SIGTERM also stop our prompts on the server\n"
     "  --events FILE        append progress events to FILE as JSON Lines\n"
     "  --no-preflight       skip the checks against /object_info\n"
@@ -53,6 +60,31 @@ static const char help[] =
     "Exit status: 0 all jobs succeeded, 1 some failed or were skipped, 2 bad\n"
     "input or a preflight problem (nothing submitted), 3 a server or the state\n"
     "folder could not be used.\n";
+
+/* A byte count, with K, M, G or T (or k, m, g, t) for powers of 1024
+ * ("16G"). 0 or -1. */
+static int
+parse_size(const char *arg, int64_t *out)
+{
+	static const char units[] = "KMGT";
+	size_t n = strlen(arg);
+	char digits[32];
+	const char *u;
+	uint64_t v;
+	int shift = 0;
+
+	if (n == 0 || n >= sizeof digits)
+		return -1;
+	memcpy(digits, arg, n + 1);
+	if ((u = strchr(units, toupper((unsigned char)digits[n - 1])))) {
+		shift = 10 * (int)(u - units + 1);
+		digits[n - 1] = '\0';
+	}
+	if (pr_parse_u64(digits, &v) < 0 || v == 0 || v > (UINT64_C(1) << 62) >> shift)
+		return -1;
+	*out = (int64_t)(v << shift);
+	return 0;
+}
 
 static void
 parse_options(int argc, char **argv, struct opts *o, const char ***urls, size_t *nurls)
@@ -66,6 +98,8 @@ parse_options(int argc, char **argv, struct opts *o, const char ***urls, size_t 
 		{ "queue-depth", required_argument, NULL, 'q' },
 		{ "model-batch", required_argument, NULL, 'b' },
 		{ "move-after", required_argument, NULL, 'm' },
+		{ "max-output-size", required_argument, NULL, 'M' },
+		{ "transfer-timeout", required_argument, NULL, 'T' },
 		{ "interrupt-on-exit", no_argument, NULL, 'i' },
 		{ "events", required_argument, NULL, 'e' },
 		{ "no-preflight", no_argument, NULL, 'P' },
@@ -103,6 +137,14 @@ parse_options(int argc, char **argv, struct opts *o, const char ***urls, size_t 
 			o->model_batch = (int)n;
 			break;
 		case 'm': o->move_after = pr_seconds_arg(usage, "--move-after", optarg, 0, 604800); break;
+		case 'M':
+			if (parse_size(optarg, &o->max_output) < 0)
+				pr_usage_error(usage, "--max-output-size \"%s\": expected a byte count "
+				    "of at least 1, with K, M, G or T for powers of 1024", optarg);
+			break;
+		case 'T':
+			o->transfer_timeout = pr_seconds_arg(usage, "--transfer-timeout", optarg, 1, 604800);
+			break;
 		case 'i': o->interrupt_on_exit = true; break;
 		case 'e': o->events = optarg; break;
 		case 'P': o->no_preflight = true; break;
@@ -229,7 +271,8 @@ int
 main(int argc, char **argv)
 {
 	struct run R = { .o = { .state = "state", .out = "out", .wait_server = 300,
-	    .queue_depth = 2, .model_batch = 16, .move_after = 60 } };
+	    .queue_depth = 2, .model_batch = 16, .move_after = 60,
+	    .max_output = (int64_t)16 << 30, .transfer_timeout = 3600 } };
 	const char **urls = NULL;
 	size_t nurls = 0;
 	cJSON *journal;
@@ -247,6 +290,13 @@ main(int argc, char **argv)
 	R.servers = pr_xcalloc(nurls, sizeof *R.servers);
 	for (size_t i = 0; i < nurls; i++) {
 		server_init(&R.servers[R.nservers], urls[i]);
+		/* A server that lies gets no endless answer in: a file ends at
+		 * --max-output-size or --transfer-timeout, an API answer at its
+		 * size limit or CALL_TIMEOUT (a stall only ends silence). */
+		if (R.servers[R.nservers].http)
+			pr_http_set_bounds(R.servers[R.nservers].http, R.o.max_output,
+			    (long)ceil(R.o.transfer_timeout),
+			    (long)ceil(fmin(CALL_TIMEOUT, R.o.transfer_timeout)));
 		R.servers[R.nservers].index = R.nservers;
 		R.nservers++;
 	}

@@ -18,6 +18,9 @@ volatile int stop_signal;
 #define LOST_GRACE 2.0
 /* After an interrupt, how long the server gets to stop our prompt. */
 #define INTERRUPT_GRACE 15.0
+/* Answers of /history/{id} in a row that came but could not be read
+ * before the job is failed (history_failed). */
+#define HISTORY_UNREADABLE 3
 
 static double
 backoff(int failures)
@@ -50,6 +53,8 @@ back_to_waiting(struct job *j)
 	j->started = j->ended = j->uncertain = j->timed_out = false;
 	j->t_started = 0;
 	j->missing_since = 0;
+	j->history_failing = 0;
+	j->history_unreadable = 0;
 	j->node[0] = '\0';
 	j->step = j->steps = 0;
 	cJSON_Delete(j->heard);
@@ -336,18 +341,47 @@ finish_job(struct run *R, struct job *j, const cJSON *entry)
 		    "interrupted" : "stopped"), true);
 }
 
-/* GET /history/{id}: 1 with *entry, 0 not there, -1 cannot tell. */
+/* An answer of /history/{id} that could not be read: the job is failed
+ * (not journaled: a rerun looks again) after HISTORY_UNREADABLE answers
+ * in a row that came but were too big, endless or not JSON (a server
+ * that lies now will next time), or after --wait-server of failures of
+ * any kind; until then it is asked again within a second. */
+static void
+history_failed(struct run *R, struct job *j, long status, const char *err)
+{
+	double now = pr_wall();
+
+	if (!j->history_failing)
+		j->history_failing = now;
+	if (status == 200)
+		j->history_unreadable++;
+	if (j->history_unreadable < HISTORY_UNREADABLE && now - j->history_failing < R->o.wait_server) {
+		if (j->srv->next_poll > now + 1)
+			j->srv->next_poll = now + 1;
+		return;
+	}
+	pr_warn("%s: cannot read the history of prompt %s: %s", j->id, j->prompt_id, err);
+	job_fail(R, j, job_error(NULL, NULL, NULL, "cannot read the history of prompt %s: %s; "
+	    "rerun to collect", j->prompt_id, err), false);
+}
+
+/* GET /history/{id} of j's prompt: 1 with *entry, 0 not there, -1 cannot
+ * tell (and j may have failed: history_failed). */
 static int
-history(struct server *s, const char *pid, cJSON **entry)
+history(struct run *R, struct job *j, cJSON **entry)
 {
 	char path[96], err[512];
 	long status;
 	cJSON *h;
 
-	snprintf(path, sizeof path, "/history/%s", pid);
-	if (!(h = server_get_json(s, path, &status, err, sizeof err)))
+	snprintf(path, sizeof path, "/history/%s", j->prompt_id);
+	if (!(h = server_get_json(j->srv, path, &status, err, sizeof err))) {
+		history_failed(R, j, status, err);
 		return -1;
-	*entry = cJSON_DetachItemFromObjectCaseSensitive(h, pid);
+	}
+	j->history_failing = 0;
+	j->history_unreadable = 0;
+	*entry = cJSON_DetachItemFromObjectCaseSensitive(h, j->prompt_id);
 	cJSON_Delete(h);
 	return *entry ? 1 : 0;
 }
@@ -476,7 +510,7 @@ poll_server(struct run *R, struct server *s)
 			j->missing_since = 0;
 			continue;
 		}
-		if ((h = history(s, j->prompt_id, &entry)) < 0)
+		if ((h = history(R, j, &entry)) < 0)
 			continue;
 		if (h == 1) {
 			finish_job(R, j, entry);
@@ -511,11 +545,14 @@ poll_server(struct run *R, struct server *s)
 	cJSON_Delete(running);
 	cJSON_Delete(pending);
 	s->next_poll = now + (s->ws && pr_ws_state(s->ws) == PR_WS_UP ? 5 : 1);
-	/* A POST waiting for its retry must not wait for the routine check. */
+	/* A POST waiting for its retry must not wait for the routine check,
+	 * nor a history that could not be read. */
 	for (size_t i = 0; i < R->njobs; i++) {
 		const struct job *j = &R->jobs[i];
 		if (j->state == JOB_QUEUED && j->srv == s && j->uncertain && j->retry_at < s->next_poll)
 			s->next_poll = j->retry_at > now ? j->retry_at : now + 0.1;
+		if (j->state == JOB_QUEUED && j->srv == s && j->history_failing)
+			s->next_poll = fmin(s->next_poll, now + 1);
 	}
 }
 
@@ -627,10 +664,10 @@ finish_ended(struct run *R)
 		if (j->state != JOB_QUEUED || !j->ended)
 			continue;
 		j->ended = false;
-		if (history(j->srv, j->prompt_id, &entry) == 1) {
+		if (history(R, j, &entry) == 1) {
 			finish_job(R, j, entry);
 			cJSON_Delete(entry);
-		} else {
+		} else if (j->state == JOB_QUEUED) {
 			j->srv->next_poll = pr_wall() + 0.5;
 		}
 	}

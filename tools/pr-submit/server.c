@@ -61,6 +61,10 @@ server_get_json(struct server *s, const char *path, long *status, char *err,
 	*status = 0;
 	if (pr_http_get(s->http, path, JSON_MAX, &r) < 0) {
 		snprintf(err, errlen, "%s", r.err);
+		/* Too big or endless: the server is there, its answer of no
+		 * use, and waiting will not change it. */
+		if (r.over_bound)
+			*status = r.status;
 	} else if ((*status = r.status) != 200) {
 		snprintf(err, errlen, "GET %s%s: HTTP %ld", s->url, path, r.status);
 	} else if (!(v = pr_json_parse(r.body.data ? r.body.data : "", r.body.len, &je, NULL))) {

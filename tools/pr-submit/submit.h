@@ -62,6 +62,8 @@ struct job {
 	int failures;           /* transient failures in a row */
 	double t_submitted, t_started, t_finished, t_fetched, t_collected, t_interrupt;
 	double missing_since;   /* first seen in neither queue nor history */
+	double history_failing; /* since when its history cannot be read; 0: it can */
+	int history_unreadable; /* answers in a row too big, endless or not JSON */
 
 	/* Progress. */
 	char node[64];
@@ -72,6 +74,11 @@ struct job {
 	cJSON *error;           /* {node_id, node_type, exception_type, message} */
 	bool journaled_end;     /* done/failed written to the journal */
 };
+
+/* The longest any call to a server's API may take (seconds), however
+ * fast its answer comes: an endless one must end. Files get
+ * --transfer-timeout. */
+#define CALL_TIMEOUT 300.0
 
 /* At most this many --server: a job's servers are a bit mask. */
 #define MAX_SERVERS 64
@@ -101,6 +108,8 @@ struct opts {
 	int queue_depth;
 	int model_batch;        /* 0: plan order, no grouping by model */
 	double move_after;
+	int64_t max_output;     /* bytes one collected file may have */
+	double transfer_timeout; /* seconds one file's download or upload may take */
 	bool interrupt_on_exit;
 	bool no_preflight;
 };
@@ -155,7 +164,9 @@ int server_start(struct server *s, double wait, char *err, size_t errlen);
  * *transient tells a retry may help. */
 int server_stage(struct server *s, const char *local, const char *as,
     bool *transient, char *err, size_t errlen);
-/* GET a JSON document. NULL with err on failure (transport or status). */
+/* GET a JSON document. NULL with err on failure (transport or status);
+ * *status is the answer's HTTP status, also when its body was over a
+ * bound (too big, endless), and 0 when none came. */
 cJSON *server_get_json(struct server *s, const char *path, long *status,
     char *err, size_t errlen);
 /* The queue's prompt ids: running and pending arrays of strings. */
