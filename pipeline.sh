@@ -26,11 +26,13 @@ it again after any failure: what finished is not rendered or sent again.
   --dry-run          plan and patch only: nothing is sent to any server
   --server URL[#AFF] ComfyUI server (repeatable; default http://127.0.0.1:8188);
                      #high, #low or #MODEL: the jobs it takes (pr-submit(1))
-  --job-timeout S    }
-  --wait-server S    } passed to pr-submit(1)
-  --queue-depth N    }
-  --model-batch N    }
-  --move-after S     }
+  --job-timeout S       }
+  --wait-server S       }
+  --queue-depth N       } passed to pr-submit(1)
+  --model-batch N       }
+  --move-after S        }
+  --max-output-size B   }
+  --transfer-timeout S  }
   --out DIR          rendered files (default: out)
   --state DIR        state folder (default: state)
   --workflows DIR    workflows and rules (default: the workflows/ folder
@@ -109,7 +111,8 @@ while [ $# -gt 0 ]; do
 	--state) [ $# -ge 2 ] || die "--state needs a directory"; state=$2; shift ;;
 	--workflows) [ $# -ge 2 ] || die "--workflows needs a directory"; workflows=$2; shift ;;
 	--out) [ $# -ge 2 ] || die "--out needs a directory"; out=$2; shift ;;
-	--server|--job-timeout|--wait-server|--queue-depth|--model-batch|--move-after)
+	--server|--job-timeout|--wait-server|--queue-depth|--model-batch|--move-after|\
+	--max-output-size|--transfer-timeout)
 		[ $# -ge 2 ] || die "$1 needs a value"
 		submit_args+=("$1" "$2"); shift ;;
 	--chunk|--overlap|--combine|--seed)

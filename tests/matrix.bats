@@ -23,6 +23,7 @@ load helper
 load submit
 load gcs
 load runpod
+load stand-ins
 
 MATRIX_SEEDS=${MATRIX_SEEDS:-1 2}
 MATRIX_OUT=${PR_MATRIX_OUT:-$REPO/build/matrix}
@@ -54,20 +55,9 @@ fresh() {
 	cd "$BATS_TEST_TMPDIR/$1" || return 1
 	rm -f "$BATS_TEST_TMPDIR"/{comfy,gcs,rp}.out
 	COMFY_ROOT=$PWD/comfy GCS_ROOT=$PWD/gcs
-	start_fast_comfy --step-time 0.002 --node-time 0.002
-	[ -f "$BATS_TEST_TMPDIR/sa.pem" ] || make_key "$BATS_TEST_TMPDIR/sa"
-	start_gcs --bucket bkt --public-key "$BATS_TEST_TMPDIR/sa.pub"
-	jq -n --rawfile pem "$BATS_TEST_TMPDIR/sa.pem" --arg uri "$GCS/token" '{type: "service_account",
-	    project_id: "p", private_key_id: "k1", private_key: $pem,
-	    client_email: "runner@p.iam.gserviceaccount.com", token_uri: $uri}' > sa.json
-	start_runpod --pod pod1
-	export STORAGE_EMULATOR_HOST=127.0.0.1:$GCS_PORT GOOGLE_APPLICATION_CREDENTIALS=$PWD/sa.json
-	export RUNPOD_POD_ID=pod1 RUNPOD_API_KEY=$RP_KEY
-	export RUNPOD_API_URL=$RP/v1 RUNPOD_GRAPHQL_URL=$RP/graphql
-	mkdir -p p
-	write_prompt p/one.txt src.mp4 41 'a walk' -
-	write_prompt p/two.txt src.mp4 150 'a run' -
-	submit_source p/src.mp4 150
+	SA_KEY=$BATS_TEST_TMPDIR/sa
+	[ -f "$SA_KEY.pem" ] || make_key "$SA_KEY"
+	stand_ins --step-time 0.002 --node-time 0.002
 }
 
 # The frames each video must hold, from source frame 0 on.
@@ -146,6 +136,14 @@ surplus() {
 	    sort | uniq -c | awk '$1 > 1 { for (i = 1; i < $1; i++) print $2 }'
 }
 
+# The faults still armed after a run, one per line: a cell whose fault
+# never struck would prove nothing.
+unfired() {
+	curl -sf "$COMFY/fake/state" | jq -c '.faults[]'
+	curl -sf "$GCS/fake/faults" | jq -c '.[]'
+	curl -sf "$RP/fake/faults" | jq -c '.[]'
+}
+
 # attempt NAME ARM [ENV...]: one attempt: fresh stand-ins, ARM (a
 # function arming the fault), the run with ENV (by the function RUN1
 # names, default pipeline), faults cleared, the pod
@@ -158,6 +156,7 @@ attempt() {
 	"$arm"
 	"${RUN1:-pipeline}" run1 "$@"
 	falses=$(judge run1)
+	unfired > unfired.txt
 	clear_faults
 	curl -sf -X POST "$RP/fake/pods" -d '{"id":"pod1"}' > /dev/null
 	pipeline run2
@@ -169,27 +168,29 @@ attempt() {
 	{
 		printf '%s: run 1 exit %s, rerun exit %s' "$name" "$(cat "$name/run1.rc")" "$(cat "$name/run2.rc")"
 		[ ! -s "$name/surplus.txt" ] || printf ', ran again: %s' "$(tr '\n' ' ' < "$name/surplus.txt")"
+		[ ! -s "$name/unfired.txt" ] || printf ', NEVER STRUCK: %s' "$(tr '\n' ' ' < "$name/unfired.txt")"
 		echo
 		[ -z "$falses" ] || echo "$falses"
 	} >> notes
-	echo "$(grep -c . <<< "$falses") $lost $(grep -c . "$name/surplus.txt")" >> tally
+	echo "$(grep -c . <<< "$falses") $lost $(grep -c . "$name/surplus.txt") $(grep -c . "$name/unfired.txt")" >> tally
 }
 
 # row FAULT STAGE [ALLOWED]: the cell's row from ./tally (ALLOWED
 # re-executions per attempt forced by the fault itself); fails the test
-# when anything was lost, duplicated or falsely reported.
+# when anything was lost, duplicated or falsely reported, or a fault
+# armed for the cell never struck.
 row() {
-	local fault=$1 stage=$2 allowed=${3:-0} runs survived falses lost dups
-	read -r runs survived falses lost dups < <(awk -v a="$allowed" '
+	local fault=$1 stage=$2 allowed=${3:-0} runs survived falses lost dups unfired
+	read -r runs survived falses lost dups unfired < <(awk -v a="$allowed" '
 	    { d = $3 - a; if (d < 0) d = 0
-	      n++; f += $1; l += $2; dd += d; if ($1 == 0 && $2 == 0 && d == 0) s++ }
-	    END { printf "%d %d %d %d %d\n", n, s, f, l, dd }' tally)
+	      n++; f += $1; l += $2; dd += d; u += $4; if ($1 == 0 && $2 == 0 && d == 0) s++ }
+	    END { printf "%d %d %d %d %d %d\n", n, s, f, l, dd, u }' tally)
 	mkdir -p "$ROWS"
 	printf '| %s | %s | %d | %d | %d | %d | %d |\n' "$fault" "$stage" "$runs" "$survived" \
 	    "$lost" "$dups" "$falses" > "$ROWS/$(printf '%03d' "$BATS_TEST_NUMBER")"
 	cat notes >&2
 	sed 's/^/# /' notes >&3
-	[ "$runs" -gt 0 ] && [ "$falses" = 0 ] && [ "$lost" = 0 ] && [ "$dups" = 0 ]
+	[ "$runs" -gt 0 ] && [ "$falses" = 0 ] && [ "$lost" = 0 ] && [ "$dups" = 0 ] && [ "$unfired" = 0 ]
 }
 
 # comfy_fault JSON: arms it on the ComfyUI stand-in.

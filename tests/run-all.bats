@@ -7,6 +7,7 @@ load helper
 load submit
 load gcs
 load runpod
+load stand-ins
 
 teardown() {
 	local p
@@ -15,21 +16,6 @@ teardown() {
 	stop_comfy
 	stop_gcs
 	stop_runpod
-}
-
-# stand_ins [FAKE-COMFYUI OPTIONS...]: all three, pipeline.sh pointed at
-# them, and the bundled prompt files beside their source videos in p/.
-stand_ins() {
-	start_fast_comfy "$@"
-	start_gcs --bucket bkt
-	start_runpod --pod pod1
-	export STORAGE_EMULATOR_HOST=127.0.0.1:$GCS_PORT
-	export RUNPOD_POD_ID=pod1 RUNPOD_API_KEY=$RP_KEY
-	export RUNPOD_API_URL=$RP/v1 RUNPOD_GRAPHQL_URL=$RP/graphql
-	mkdir -p p
-	write_prompt p/one.txt src.mp4 41 'a walk' -
-	write_prompt p/two.txt src.mp4 150 'a run' -
-	submit_source p/src.mp4 150
 }
 
 pipeline() {

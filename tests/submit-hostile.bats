@@ -142,6 +142,30 @@ hostile_setup() {
 	done
 }
 
+@test "a job record whose collected or derived path leaves --out is refused before anything is sent" {
+	start_fast_comfy
+	submit_videos 25
+	cp jobs.jsonl good.jsonl
+	tried=0
+	for path in ../escaped.latent /tmp/abs.latent latents/./a.latent latents//a.latent latents/; do
+		for list in collect derive; do
+			jq -c --arg p "$path" --arg l "$list" \
+			    'if input_line_number == 1 and (.[$l] | length) > 0 then .[$l][0].path = $p else . end' \
+			    good.jsonl > jobs.jsonl
+			cmp -s good.jsonl jobs.jsonl && continue
+			tried=$((tried + 1))
+			submit
+			assert_failure 2
+			assert_stderr_match "^pr-submit: <stdin>:1: $list: path \"[^\"]*\" is "
+			[ ! -e state/journal.jsonl ] || ! grep -q '"ev":"submit"' state/journal.jsonl
+		done
+	done
+	[ "$tried" -ge 5 ]
+	# Nothing reached the server.
+	fake_state
+	jq -e '[.posts[] | select(.path == "/prompt")] | length == 0' fake-state.json
+}
+
 @test "/history answers 300 MB: the job fails naming the limit, memory stays flat; a rerun collects it" {
 	hostile_setup '{"kind": "http", "route": "/history/*", "bytes": 300000000, "times": 0}'
 	hostile

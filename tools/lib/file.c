@@ -214,3 +214,25 @@ pr_empty_dir(const char *dir)
 	}
 	closedir(d);
 }
+
+const char *
+pr_path_outside(const char *p)
+{
+	const char *s;
+	size_t n;
+
+	if (!*p)
+		return "empty";
+	if (p[0] == '/')
+		return "absolute (paths are relative to --out)";
+	if (p[strlen(p) - 1] == '/')
+		return "ends with \"/\" (a folder, not a file)";
+	for (s = p; *s; s += n + (s[n] == '/')) {
+		n = strcspn(s, "/");
+		if (n == 0)
+			return "has an empty segment";
+		if ((n == 1 && s[0] == '.') || (n == 2 && s[0] == '.' && s[1] == '.'))
+			return "has a \".\" or \"..\" segment";
+	}
+	return NULL;
+}

@@ -25,4 +25,10 @@ int pr_mkdirs(const char *dir);
 /* Whether path exists and is a regular file. */
 int pr_file_exists(const char *path);
 
+/* NULL when p names a file inside a folder it is relative to (--out):
+ * not empty, not absolute, no empty, "." or ".." segment, not ending in
+ * "/"; else why not, for a message. Paths from records and servers
+ * must pass it before anything is written or removed there. */
+const char *pr_path_outside(const char *p);
+
 #endif

@@ -577,6 +577,11 @@ pr_video_run(char *const argv[], const char *path, struct pr_buf *out, size_t ou
 	struct pr_buf said = PR_BUF_INIT;
 	int status = pr_run(argv, out, out_max, &said);
 
+	/* ffmpeg 5.1 exits 0 when finishing its output failed (a full disk
+	 * while writing the trailer): what it said is the truth. */
+	if (status == 0 && said.data && (strstr(said.data, "Error writing trailer") ||
+	    strstr(said.data, "Error closing file")))
+		status = 1;
 	if (status != 0)
 		child_error(err, errlen, path, argv[0], status, &said);
 	pr_buf_free(&said);

@@ -36,23 +36,6 @@ remove_work(struct video *v)
 		pr_warn("%s: %s", v->work, strerror(errno));
 }
 
-/* Inside --out: relative, and no component is "..". */
-static bool
-inside_out(const char *rel)
-{
-	const char *p = rel;
-
-	if (!*rel || rel[0] == '/')
-		return false;
-	for (;;) {
-		if (p[0] == '.' && p[1] == '.' && (p[2] == '/' || p[2] == '\0'))
-			return false;
-		if (!(p = strchr(p, '/')))
-			return true;
-		p++;
-	}
-}
-
 /* Removes rel's now-empty parent folders, up to --out itself. */
 static void
 remove_parents(const char *rel)
@@ -80,7 +63,7 @@ cleanup(struct video *v)
 			const char *rel = pr_json_get_string(f, "path");
 			char *p;
 
-			if (!rel || !inside_out(rel) || strcmp(rel, v->final_rel) == 0)
+			if (!rel || pr_path_outside(rel) || strcmp(rel, v->final_rel) == 0)
 				continue;
 			p = local_path(rel);
 			pr_crash_point("removing");

@@ -200,7 +200,8 @@ fetch(struct server *s, const cJSON *f, const char *dest, char *err, size_t errl
 			snprintf(err, errlen, "%s (%s)", r.err, strstr(r.err, "larger than") ?
 			    "--max-output-size" : "--transfer-timeout");
 		pr_http_response_free(&r);
-		if (rc == 0 || !*transient || bounded)
+		/* No pause after the last try: nothing comes after it. */
+		if (rc == 0 || !*transient || bounded || attempt == 5 || stop_signal)
 			break;
 		pause_for(pause);
 		pause *= 2;

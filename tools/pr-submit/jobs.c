@@ -48,6 +48,11 @@ check_list(const char *name, size_t line, const cJSON *rec, const char *field,
 				bad(name, line, "%s: an entry has no %s %s", field,
 				    strcmp(*k, "frame") == 0 ? "whole-number" : "text", *k);
 		}
+		/* What is collected or derived is written there: never
+		 * outside --out, whatever the record says. */
+		const char *path = pr_json_get_string(it, "path"), *why;
+		if (strcmp(field, "stage") != 0 && (why = pr_path_outside(path)))
+			bad(name, line, "%s: path \"%s\" is %s", field, path, why);
 	}
 }
 

@@ -316,7 +316,8 @@ finish_job(struct run *R, struct job *j, const cJSON *entry)
 			/* Out of GPU memory is often the previous job's leftovers:
 			 * free them and try once more. */
 			pr_warn("%s: out of memory at node %s; freeing the server's memory and trying "
-			    "once more", j->id, pr_json_get_string(err, "node_id"));
+			    "once more", j->id, pr_json_get_string(err, "node_id") ?
+			    pr_json_get_string(err, "node_id") : "(unknown)");
 			server_free_memory(j->srv);
 			j->oom_retried = true;
 			cJSON *ev = ev_new("retry", j);
@@ -583,7 +584,7 @@ on_message(struct run *R, struct server *s, const cJSON *msg)
 			progress_event(R, j, "node", x);
 		}
 	} else if (strcmp(type, "progress") == 0) {
-		int64_t v, m;
+		int64_t v = 0, m = -1;
 		if (pr_json_to_i64(pr_json_get(data, "value"), &v) == 0 &&
 		    pr_json_to_i64(pr_json_get(data, "max"), &m) == 0) {
 			j->step = (long)v;

@@ -236,17 +236,12 @@ pick_run(void)
 	free(path);
 }
 
-/* A path inside --out: relative, no "." or ".." segment, no empty one. */
+/* A path inside --out (pr_path_outside) that an object name can hold. */
 static const char *
 bad_path(const char *p)
 {
 	const char *s;
-	size_t n;
 
-	if (!*p)
-		return "empty";
-	if (p[0] == '/')
-		return "absolute (paths are relative to --out)";
 	if (strpbrk(p, "\n\r"))
 		return "has a line break";
 	/* Cloud Storage refuses them in object names, and a message would
@@ -254,16 +249,7 @@ bad_path(const char *p)
 	for (s = p; *s; s++)
 		if ((unsigned char)*s < 0x20 || *s == 0x7f)
 			return "has a control character";
-	if (p[strlen(p) - 1] == '/')
-		return "ends with \"/\" (a folder, not a file)";
-	for (s = p; *s; s += n + (s[n] == '/')) {
-		n = strcspn(s, "/");
-		if (n == 0)
-			return "has an empty segment";
-		if ((n == 1 && s[0] == '.') || (n == 2 && s[0] == '.' && s[1] == '.'))
-			return "has a \".\" or \"..\" segment";
-	}
-	return NULL;
+	return pr_path_outside(p);
 }
 
 /* The records, checked before anything is sent: bad input sends nothing. */
