@@ -16,6 +16,7 @@
 # seeded points among those its clean run passes (tools/lib/crash.h):
 # MATRIX_SEEDS (default "1 2"; make check-slow runs more).
 #
+# tests/run: alone
 # Plain pass only: every cell is two full pipeline runs, and the sanitizer
 # pass runs each tool's own suites already.
 
