@@ -6,6 +6,7 @@
 #   make plan         prompt files -> state/<video>/{prompt,plan,jobs}.jsonl
 #   make finals       ... -> results.jsonl, finals.jsonl per video (SERVER=URL)
 #   make upload       ... -> uploads.jsonl per video (DEST=gs://BUCKET/PREFIX)
+#   make report       ... -> OUT/report/index.html and a seam sheet per video
 #   make install PREFIX=/usr/local DESTDIR=
 
 VERSION  = 0.1.0
@@ -57,7 +58,7 @@ ASAN_O = build/asan/obj
 ASAN_B = build/asan/bin
 SAN    = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
-.PHONY: all check check-slow test asan check-asan install uninstall clean plan lint demo render finals upload bench fuzz fuzz-build
+.PHONY: all check check-slow test asan check-asan install uninstall clean plan lint demo render finals upload report bench fuzz fuzz-build
 .SUFFIXES:
 # Keep object files: they are intermediates of the tool rule otherwise.
 .SECONDARY:
@@ -241,6 +242,11 @@ $(STATE)/%/finals.jsonl: $(STATE)/%/results.jsonl $(PR_TOOLS)/pr-combine
 $(STATE)/%/uploads.jsonl: $(STATE)/%/finals.jsonl $(PR_TOOLS)/pr-upload
 	@[ -n "$(DEST)" ] || { echo "make upload: set DEST=gs://BUCKET/PREFIX" >&2; exit 2; }
 	$(PR_TOOLS)/pr-upload --dest $(DEST) --state $(STATE) --out $(OUT) $(UPLOAD_FLAGS) < $< > $@.tmp && mv $@.tmp $@
+
+# The report of every video: seam sheets and OUT/report/index.html.
+report: $(OUT)/report/index.html
+$(OUT)/report/index.html: $(VIDEOS:%=$(STATE)/%/finals.jsonl) $(PR_TOOLS)/pr-report
+	cat $(VIDEOS:%=$(STATE)/%/finals.jsonl) | $(PR_TOOLS)/pr-report --state $(STATE) --out $(OUT) > $(STATE)/reports.jsonl.tmp && mv $(STATE)/reports.jsonl.tmp $(STATE)/reports.jsonl
 
 .PRECIOUS: $(STATE)/%/jobs.jsonl $(STATE)/%/results.jsonl $(STATE)/%/finals.jsonl
 

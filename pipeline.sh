@@ -3,9 +3,10 @@
 # every intermediate file under the state folder, so any stage can be
 # inspected, edited and rerun by hand.
 #
-# parse -> plan -> patch -> submit -> combine -> upload -> shutdown; a
-# failed video never holds up the others, and with --shutdown the pod is
-# stopped at the end whatever happened (after the finals are uploaded).
+# parse -> plan -> patch -> submit -> combine -> report -> upload ->
+# shutdown; a failed video never holds up the others, and with --shutdown
+# the pod is stopped at the end whatever happened (after the finals are
+# uploaded).
 set -eu
 
 usage() {
@@ -266,12 +267,35 @@ if [ -s "$state/results.jsonl" ]; then
 	stage "$state/finals.jsonl" pr-combine --state "$state" --out "$out" "${combine_args[@]}" < "$state/results.jsonl"
 fi
 
+# What the run made and where its time went: seam sheets and one page
+# (pr-report(1)), uploaded beside the finals. A report that cannot be
+# made costs nothing else: the uploads and the shutdown still happen.
+if [ -s "$state/results.jsonl" ] || [ -s "$state/finals.jsonl" ]; then
+	finals=$state/finals.jsonl
+	[ -f "$finals" ] || finals=/dev/null
+	rc=0
+	pr-report --state "$state" --out "$out" --started "$started_at" \
+	    < "$finals" > "$state/reports.jsonl.tmp" || rc=$?
+	if [ "$rc" -lt 2 ]; then
+		mv "$state/reports.jsonl.tmp" "$state/reports.jsonl"
+	else
+		echo "pipeline: no report (pr-report exit $rc); going on" >&2
+	fi
+	rm -f "$state/reports.jsonl.tmp"
+	[ "$rc" -eq 0 ] || failed=1
+fi
+
 # The finals, then the run's own records (the finals' upload records
 # included) so whoever looks later sees what happened.
 if [ -n "$dest" ]; then
 	[ -s "$state/finals.jsonl" ] &&
 		stage "$state/uploads.jsonl" pr-upload --dest "$dest" --state "$state" --out "$out" \
 		    "${upload_args[@]}" < "$state/finals.jsonl"
+	# The report is made anew by every run, so its objects are replaced.
+	[ -s "$state/reports.jsonl" ] &&
+		stage "$state/uploads-report.jsonl" pr-upload --dest "$dest" --state "$state" \
+		    --out "$out" --overwrite "${upload_args[@]}" \
+		    < <(jq -c 'select(.path) | {path}' "$state/reports.jsonl")
 	# A snapshot: a log still being written would not match its upload.
 	snap=$state/upload-snapshot
 	rm -rf "$snap"
@@ -313,6 +337,10 @@ if [ -n "$dest" ] && [ -s "$state/uploads.jsonl" ]; then
 	jq -r 'if .verified then "uploaded  \(.uri)" else "NOT UPLOADED  \(.path): \(.error)" end' \
 	    "$state/uploads.jsonl"
 fi
+if [ -s "$state/reports.jsonl" ]; then
+	jq -r --arg out "$out" 'select(.report == "index") | "report: \($out)/\(.path)"' \
+	    "$state/reports.jsonl"
+fi
 if [ -s "$state/shutdown.jsonl" ]; then
 	jq -r '"pod \(.pod): \(.status)" + (if .error then " (\(.error))" else "" end)' "$state/shutdown.jsonl"
 fi
@@ -326,7 +354,7 @@ if [ -s "$state/results.jsonl" ]; then
 	echo
 	jq -rs --argjson wall "$wall" --argjson price "$price" '
 	  map(select(.cached != true and .timings.started and .timings.finished)) as $ran
-	  | "wall time \($wall) s; \($ran | length) prompts run, \(map(select(.cached == true)) | length) cached, \(map((.attempts // 1) - 1) | add // 0) retried",
+	  | "wall time \($wall) s; \($ran | length) prompts run, \(map(select(.cached == true)) | length) cached, \(map(select(.attempts > 1) | .attempts - 1) | add // 0) retried",
 	    ($ran | group_by(.server)[] | sort_by(.timings.started) as $s
 	     | ($s | map(.timings.finished - .timings.started) | add) as $busy
 	     | "server \($s[0].server): GPU busy \($busy * 10 | round / 10) s (\(if $wall > 0 then ($busy / $wall * 100 | round) else 0 end)% of wall, estimated from the server'"'"'s start and end times), \([$s[] | .model] | [range(length) as $i | select($i == 0 or .[$i] != .[$i - 1])] | length) model loads (estimated)"),

@@ -1,7 +1,8 @@
 #!/usr/bin/env bats
 # A representative subset under valgrind (memcheck, leaks included): the
 # planning tools on the bundled prompt files, a render of one short video
-# by pr-submit against the stand-in, and pr-combine joining it. Any error
+# by pr-submit against the stand-in, pr-combine joining it and pr-report
+# showing it. Any error
 # or leak makes valgrind exit 99. Plain pass only: the sanitizer build
 # cannot run under valgrind.
 
@@ -37,7 +38,7 @@ suite_setup() {
 	[ "$status" = 2 ]
 }
 
-@test "valgrind: pr-submit renders a video against the stand-in, pr-combine joins it" {
+@test "valgrind: pr-submit renders a video against the stand-in, pr-combine joins it, pr-report shows it" {
 	start_fast_comfy
 	submit_videos 50
 	run --separate-stderr timeout 300 "${VG[@]}" \
@@ -47,5 +48,10 @@ suite_setup() {
 	jq -e -s 'length == 4 and all(.status == "success")' results.jsonl
 	run --separate-stderr vg pr-combine --state state --out out < results.jsonl
 	assert_success
-	printf '%s\n' "$output" | jq -e -s 'length == 1 and .[0].status == "success"'
+	printf '%s\n' "$output" > finals.jsonl
+	jq -e -s 'length == 1 and .[0].status == "success"' finals.jsonl
+	cp results.jsonl state/
+	run --separate-stderr vg pr-report --state state --out out < finals.jsonl
+	assert_success
+	printf '%s\n' "$output" | jq -e -s 'length == 2 and (.[0].seams | length) == 1'
 }

@@ -95,6 +95,7 @@ echo "demo: finals in $demo/out/final/:"
 find "$demo/out/final" -maxdepth 1 -type f -printf '  %f  %s bytes\n' 2> /dev/null | sort
 echo "demo: uploaded to the Cloud Storage stand-in ($demo/gcs/demo-bucket/):"
 (cd "$demo/gcs/demo-bucket" && find . -type f | sort | sed 's|^\./|  gs://demo-bucket/|')
+[ ! -f "$demo/out/report/index.html" ] || echo "demo: the report (seam sheets, GPU timeline): $demo/out/report/index.html"
 state=$(curl -sf "http://127.0.0.1:$runpod/fake/state" | jq -r '.pods[0].desiredStatus')
 echo "demo: the pod is now $state"
 exit "$rc"
