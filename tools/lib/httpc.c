@@ -314,9 +314,13 @@ fail_curl(struct pr_http *h, struct pr_http_response *r, const char *method,
 	}
 	if (rc == CURLE_OPERATION_TIMEDOUT && h->connected && h->limit_secs &&
 	    curl_easy_getinfo(h->curl, CURLINFO_TOTAL_TIME_T, &total) == CURLE_OK &&
-	    total >= (curl_off_t)h->limit_secs * 1000000) {
+	    total + 100000 >= (curl_off_t)h->limit_secs * 1000000) {
 		/* The whole call's bound, not a stall (libcurl's low speed
-		 * limit times out too): data may still flow. */
+		 * limit times out too): data may still flow. libcurl fires
+		 * its timeout by its own clock, and the total it reports can
+		 * fall a few milliseconds short of the bound: without the
+		 * slack, a caller retried the download about one time in two
+		 * (five 2 s tries and 15 s of backoff for a 2 s bound). */
 		r->over_bound = true;
 		fail(r, method, url, "still going after %ld s", h->limit_secs);
 		return;
