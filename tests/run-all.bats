@@ -38,6 +38,10 @@ object() { echo "$GCS_ROOT/bkt/v/r/$1"; }
 	# The dancer's final holds the source's 500 frames, in order.
 	[ "$(fake-frameid "$d/out/final/dancer_final.mp4" | jq -c .runs)" = '[[0,499]]' ]
 	[ -s "$d/gcs/demo-bucket/videos/demo/state/results.jsonl" ]
+	# The report: printed, made, and uploaded beside the finals.
+	assert_output --partial "demo: the report (seam sheets, GPU timeline): $d/out/report/index.html"
+	cmp "$d/out/report/index.html" "$d/gcs/demo-bucket/videos/demo/report/index.html"
+	[ "$(jq -s 'map(select(.video == "dancer"))[0].seams | length' "$d/state/reports.jsonl")" = 5 ]
 	# Nothing of the demo is left running.
 	for name in comfy gcs runpod; do
 		port=$(sed -n 's/^listening on 127.0.0.1://p' "$d/$name.out")
