@@ -344,22 +344,20 @@ fi
 if [ -s "$state/shutdown.jsonl" ]; then
 	jq -r '"pod \(.pod): \(.status)" + (if .error then " (\(.error))" else "" end)' "$state/shutdown.jsonl"
 fi
-# The run in numbers. GPU time is each prompt's start to end as the server
-# reported them, and model loads are counted where consecutive prompts on
-# a server name different models: estimates, and labelled so.
-if [ -s "$state/results.jsonl" ]; then
+# The run in numbers, as pr-report counted them: GPU time is each
+# prompt's start to end as the server reported them, and a model load is
+# counted where consecutive prompts on a server name different models:
+# estimates, and labelled so.
+if [ -s "$state/reports.jsonl" ]; then
 	wall=$(( $(date +%s) - started_at ))
 	price=null
 	[ ! -s "$state/shutdown.jsonl" ] || price=$(jq '.cost_per_hr // null' "$state/shutdown.jsonl")
 	echo
-	jq -rs --argjson wall "$wall" --argjson price "$price" '
-	  map(select(.cached != true and .timings.started and .timings.finished)) as $ran
-	  | "wall time \($wall) s; \($ran | length) prompts run, \(map(select(.cached == true)) | length) cached, \(map(select(.attempts > 1) | .attempts - 1) | add // 0) retried",
-	    ($ran | group_by(.server)[] | sort_by(.timings.started) as $s
-	     | ($s | map(.timings.finished - .timings.started) | add) as $busy
-	     | "server \($s[0].server): GPU busy \($busy * 10 | round / 10) s (\(if $wall > 0 then ($busy / $wall * 100 | round) else 0 end)% of wall, estimated from the server'"'"'s start and end times), \([$s[] | .model] | [range(length) as $i | select($i == 0 or .[$i] != .[$i - 1])] | length) model loads (estimated)"),
+	jq -r --argjson wall "$wall" --argjson price "$price" 'select(.report == "index")
+	  | "wall time \($wall) s; \(.prompts.run) prompts run, \(.prompts.cached) cached, \(.prompts.retried) retried",
+	    (.servers[] | "server \(.server): GPU busy \(.gpu_busy * 10 | round / 10) s (\(if $wall > 0 then (.gpu_busy / $wall * 100 | round) else 0 end)% of wall, estimated from the server'"'"'s start and end times), \(.model_loads) model loads (estimated)"),
 	    (if $price != null then "cost: \($wall / 3600 * $price * 10000 | round / 10000) USD (\($wall) s at \($price) USD/h, the pod'"'"'s price as RunPod reports it)" else empty end)
-	' "$state/results.jsonl"
+	' "$state/reports.jsonl"
 fi
 [ "$fatal" -eq 0 ] || exit "$fatal"
 exit "$failed"

@@ -59,6 +59,10 @@ crop() {
 	assert_output --regexp '^pr-report \(prompt-runner\) [0-9.]+$'
 	run pr-report --price cheap < /dev/null
 	assert_failure 2
+	assert_output --partial '--price "cheap": expected US dollars per hour from 0 to 1000000'
+	run pr-report --started 99999999999 < /dev/null
+	assert_failure 2
+	assert_output --partial 'expected a time in seconds since 1970'
 	run pr-report extra < /dev/null
 	assert_failure 2
 	assert_output --partial 'finals come on stdin'
@@ -147,6 +151,15 @@ crop() {
 	grep -q "src=\"../final/${good}_final.mp4\"" "$html"
 	grep -q "src=\"${good}_seams.png\"" "$html"
 	grep -q '^report: out/report/index.html' pipeline.out
+	# The run in numbers: twelve prompts ran, the last failed; the
+	# pipeline's summary prints what pr-report counted.
+	jq -se 'map(select(.report == "index"))[0] | .prompts == {run: 12, cached: 0, retried: 0,
+	    failed: 1, skipped: 0} and (.servers | length == 1 and .[0].prompts == 12
+	    and .[0].gpu_busy > 0 and .[0].model_loads >= 2)' state/reports.jsonl
+	grep -q '^wall time [0-9]* s; 12 prompts run, 0 cached, 0 retried$' pipeline.out
+	loads=$(jq -r 'select(.report == "index") | .servers[0].model_loads' state/reports.jsonl)
+	grep -q "^server http://127.0.0.1:[0-9]*: GPU busy .* $loads model loads (estimated)$" pipeline.out
+	grep -q '12 run, 0 cached, 0 retried, 1 failed, 0 skipped' "$html"
 	# No stray temporary folder is left in the report.
 	[ -z "$(find out/report -name '.tmp-*')" ]
 }

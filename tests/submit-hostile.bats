@@ -18,6 +18,18 @@ files_outside_out() {
 	    -e '/\.last-status$' -e '/separate-stderr-' -e '/\.rss$' -e '/fstate\.json$' | sort
 }
 
+# arm_lie FIELDS [raw]: SaveLatent's outputs reported with FIELDS (a JSON
+# object) instead of the truth, the only fault armed; with raw the values
+# are JSON text sent as they are (a NUL, a name that is no string).
+arm_lie() {
+	post /fake/faults/clear '' > /dev/null
+	# ComfyUI's cache would replay the last lie: POST /free empties it
+	post /free '{"free_memory": true}' > /dev/null
+	post /fake/faults "$(jq -c --argjson raw "$([ "${2:-}" = raw ] && echo true || echo false)" \
+	    '. + {kind: "lie", node: "SaveLatent"} + (if $raw then {raw: true} else {} end)' <<< "$1")" > /dev/null
+	[ "$(last_status)" = 200 ]
+}
+
 @test "a server that lies about where its outputs are: nothing written outside --out, the job fails clearly" {
 	start_fast_comfy
 	submit_videos 25
@@ -30,11 +42,7 @@ files_outside_out() {
 	    '{"type": "input", "subfolder": "prompt-runner/a", "filename": "src.mp4"}'; do
 		rm -rf state out
 		files_outside_out > before
-		post /fake/faults/clear '' > /dev/null
-		# ComfyUI's cache would replay the last lie: POST /free empties it
-		post /free '{"free_memory": true}' > /dev/null
-		post /fake/faults "$(jq -c '. + {kind: "lie", node: "SaveLatent"}' <<< "$lie")" > /dev/null
-		[ "$(last_status)" = 200 ]
+		arm_lie "$lie"
 		submit
 		[ "$status" = 1 ] || { echo "$lie: exit $status" >&2; false; }
 		fake_state fstate.json
@@ -296,11 +304,7 @@ hostile_setup() {
 	    '{"filename": "null"}' '{"filename": "7", "type": "[\"output\"]"}'; do
 		rm -rf state out
 		files_outside_out > before
-		post /fake/faults/clear '' > /dev/null
-		# ComfyUI's cache would replay the last lie: POST /free empties it
-		post /free '{"free_memory": true}' > /dev/null
-		post /fake/faults "$(jq -c '. + {kind: "lie", node: "SaveLatent", raw: true}' <<< "$lie")" > /dev/null
-		[ "$(last_status)" = 200 ]
+		arm_lie "$lie" raw
 		hostile
 		[ "$status" = 1 ] || { echo "$lie: exit $status" >&2; false; }
 		bounded 20

@@ -61,8 +61,8 @@ pr_usage_error(const char *usage, const char *fmt, ...)
 }
 
 double
-pr_seconds_arg(const char *usage, const char *name, const char *arg, double min,
-    double max)
+pr_number_arg(const char *usage, const char *name, const char *arg, double min,
+    double max, const char *what)
 {
 	char *end;
 	double v;
@@ -71,7 +71,14 @@ pr_seconds_arg(const char *usage, const char *name, const char *arg, double min,
 	v = strtod(arg, &end);
 	/* !(v >= min) also refuses NaN. */
 	if (errno || end == arg || *end || !(v >= min) || v > max)
-		pr_usage_error(usage, "%s \"%s\": expected seconds from %g to %g", name, arg,
-		    min, max);
+		pr_usage_error(usage, "%s \"%s\": expected %s from %.15g to %.15g", name, arg,
+		    what, min, max);
 	return v;
+}
+
+double
+pr_seconds_arg(const char *usage, const char *name, const char *arg, double min,
+    double max)
+{
+	return pr_number_arg(usage, name, arg, min, max, "seconds");
 }

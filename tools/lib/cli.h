@@ -16,8 +16,11 @@ _Noreturn void pr_version_exit(void);
 /* Strict unsigned decimal: digits only, no sign, no overflow. 0 or -1. */
 int pr_parse_u64(const char *s, uint64_t *out);
 
-/* A number of seconds from min to max (decimals allowed), or a usage
- * error naming the option. */
+/* A number from min to max (decimals allowed), or a usage error naming
+ * the option and what it expected ("a price in USD"). */
+double pr_number_arg(const char *usage, const char *name, const char *arg,
+    double min, double max, const char *what);
+/* The same for a number of seconds. */
 double pr_seconds_arg(const char *usage, const char *name, const char *arg,
     double min, double max);
 /* Prints the usage line(s) to stderr with a hint, exits with status 2. */

@@ -77,7 +77,8 @@ need_video(const cJSON *rec, const char *file, size_t line)
 		bad(file, line, "video", why);
 }
 
-/* Reads every record of a JSON Lines file into an array; check vets each. */
+/* Reads every record of a JSON Lines file into an array; check, when
+ * given, vets each. */
 static cJSON *
 read_all(FILE *fp, const char *name, void (*check)(const cJSON *, const char *, size_t))
 {
@@ -87,7 +88,8 @@ read_all(FILE *fp, const char *name, void (*check)(const cJSON *, const char *, 
 
 	pr_jsonl_open(&in, fp, name);
 	while ((rc = pr_jsonl_next(&in, &rec)) == 1) {
-		check(rec, name, in.line);
+		if (check)
+			check(rec, name, in.line);
 		cJSON_AddItemToArray(all, rec);
 	}
 	if (rc < 0)
@@ -180,12 +182,6 @@ check_result(const cJSON *rec, const char *file, size_t line)
 	}
 }
 
-static void
-check_any(const cJSON *rec, const char *file, size_t line)
-{
-	(void)rec, (void)file, (void)line;
-}
-
 /* An optional file of the state folder: NULL when it is not there. */
 static cJSON *
 read_state_file(const char *rel, void (*check)(const cJSON *, const char *, size_t))
@@ -267,7 +263,7 @@ static int64_t
 planned_chunks(const char *video)
 {
 	char *rel = pr_xasprintf("%s/plan.jsonl", video);
-	cJSON *plan = read_state_file(rel, check_any), *rec;
+	cJSON *plan = read_state_file(rel, NULL), *rec;
 	int64_t n = -1;
 
 	cJSON_ArrayForEach(rec, plan) {
@@ -314,6 +310,39 @@ estimate_loads(struct run *r)
 	free(ran);
 }
 
+/* The run in numbers: prompts, retries, and GPU time per server. */
+static void
+count(struct run *r)
+{
+	for (size_t i = 0; i < r->njobs; i++) {
+		const struct job *j = &r->jobs[i];
+		struct server_time *s = NULL;
+		if (j->cached)
+			r->cached++;
+		else if (j->started >= 0)
+			r->ran++;
+		r->failed += j->status && strcmp(j->status, "failed") == 0;
+		r->skipped += j->status && strcmp(j->status, "skipped") == 0;
+		r->retried += j->attempts > 1 ? j->attempts - 1 : 0;
+		r->loads += j->model_load;
+		if (!j->server || j->cached || j->started < 0)
+			continue;
+		for (size_t k = 0; k < r->nservers && !s; k++)
+			if (strcmp(r->servers[k].server, j->server) == 0)
+				s = &r->servers[k];
+		if (!s) {
+			r->servers = pr_xrealloc(r->servers, (r->nservers + 1) * sizeof *r->servers);
+			s = &r->servers[r->nservers++];
+			*s = (struct server_time){ .server = j->server };
+		}
+		if (j->finished >= j->started) {
+			s->busy += j->finished - j->started;
+			s->prompts++;
+		}
+		s->loads += j->model_load;
+	}
+}
+
 static void
 find_price(struct run *r)
 {
@@ -326,7 +355,7 @@ find_price(struct run *r)
 		r->price_from = "as given";
 		return;
 	}
-	if (!(shut = read_state_file("shutdown.jsonl", check_any)))
+	if (!(shut = read_state_file("shutdown.jsonl", NULL)))
 		return;
 	cJSON_ArrayForEach(rec, shut)
 		if (pr_json_to_double(pr_json_get(rec, "cost_per_hr"), &p) == 0 && p >= 0) {
@@ -399,9 +428,10 @@ gather(struct run *r)
 		if (b >= 0 && b > r->t1)
 			r->t1 = b;
 	}
-	if (o.started >= 0)
-		r->wall = now - o.started;
+	r->wall_given = o.started >= 0;
+	r->wall = r->wall_given ? now - o.started : r->t1 > r->t0 ? r->t1 - r->t0 : 0;
 	estimate_loads(r);
+	count(r);
 	find_price(r);
 }
 
@@ -429,6 +459,7 @@ run_free(struct run *r)
 	}
 	free(r->videos);
 	free(r->jobs);
+	free(r->servers);
 	cJSON_Delete(r->finals);
 	cJSON_Delete(r->results);
 }

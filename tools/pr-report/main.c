@@ -5,6 +5,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,8 +63,13 @@ parse_options(int argc, char **argv)
 		switch (c) {
 		case 'S': o.state = optarg; break;
 		case 'o': o.out = optarg; break;
-		case 's': o.started = pr_seconds_arg(usage, "--started", optarg, 0, pr_wall()); break;
-		case 'p': o.price = pr_seconds_arg(usage, "--price", optarg, 0, 1e6); break;
+		case 's':
+			o.started = pr_number_arg(usage, "--started", optarg, 0, floor(pr_wall()),
+			    "a time in seconds since 1970");
+			break;
+		case 'p':
+			o.price = pr_number_arg(usage, "--price", optarg, 0, 1e6, "US dollars per hour");
+			break;
 		case 'h': pr_help_exit(usage, help);
 		case 'V': pr_version_exit();
 		default: pr_usage_error(usage, "unknown option");
@@ -130,6 +136,38 @@ video_record(const struct video *v)
 	}
 	cJSON_AddItemToObject(rec, "seams", seams);
 	return rec;
+}
+
+static cJSON *
+prompts_record(const struct run *r)
+{
+	cJSON *p = pr_json_object();
+
+	pr_json_set_int(p, "run", (int64_t)r->ran);
+	pr_json_set_int(p, "cached", (int64_t)r->cached);
+	pr_json_set_int(p, "retried", r->retried);
+	pr_json_set_int(p, "failed", (int64_t)r->failed);
+	pr_json_set_int(p, "skipped", (int64_t)r->skipped);
+	return p;
+}
+
+/* GPU time per server, in seconds to the millisecond. */
+static cJSON *
+servers_record(const struct run *r)
+{
+	cJSON *list = pr_json_array();
+	char num[32];
+
+	for (size_t i = 0; i < r->nservers; i++) {
+		cJSON *s = pr_json_object();
+		pr_json_set_string(s, "server", r->servers[i].server);
+		snprintf(num, sizeof num, "%.3f", r->servers[i].busy);
+		pr_json_set(s, "gpu_busy", pr_json_number_text(num));
+		pr_json_set_int(s, "prompts", (int64_t)r->servers[i].prompts);
+		pr_json_set_int(s, "model_loads", (int64_t)r->servers[i].loads);
+		cJSON_AddItemToArray(list, s);
+	}
+	return list;
 }
 
 /* A folder of our own for ffmpeg's pieces, beside the report so the
@@ -203,6 +241,8 @@ main(int argc, char **argv)
 	pr_json_set_int(rec, "videos", (int64_t)r.nvideos);
 	pr_json_set_int(rec, "finished", (int64_t)done);
 	pr_json_set_int(rec, "failed", (int64_t)(r.nvideos - done));
+	pr_json_set(rec, "prompts", prompts_record(&r));
+	pr_json_set(rec, "servers", servers_record(&r));
 	pr_record_append(&out, rec);
 	cJSON_Delete(rec);
 

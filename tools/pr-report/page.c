@@ -87,79 +87,36 @@ row_open(struct pr_buf *b, const char *th)
 	pr_buf_adds(b, "</th><td>");
 }
 
-static double
-span_of(const struct run *r)
-{
-	return r->wall >= 0 ? r->wall : r->t1 > r->t0 ? r->t1 - r->t0 : 0;
-}
-
 static void
 totals(struct pr_buf *b, const struct run *r)
 {
-	size_t ran = 0, cached = 0, failed = 0, skipped = 0, loads = 0;
-	int64_t retried = 0;
-	double wall = span_of(r);
-
-	for (size_t i = 0; i < r->njobs; i++) {
-		const struct job *j = &r->jobs[i];
-		if (j->cached)
-			cached++;
-		else if (j->started >= 0)
-			ran++;
-		if (j->status && strcmp(j->status, "failed") == 0)
-			failed++;
-		if (j->status && strcmp(j->status, "skipped") == 0)
-			skipped++;
-		if (j->attempts > 1)
-			retried += j->attempts - 1;
-		loads += j->model_load;
-	}
 	pr_buf_adds(b, "<section id=\"totals\"><h2>The run</h2><table>");
 	row_open(b, "wall time");
-	seconds(b, wall);
-	pr_buf_adds(b, r->wall >= 0 ? " <span class=\"note\">(from the pipeline's start to this report)</span>" :
+	seconds(b, r->wall);
+	pr_buf_adds(b, r->wall_given ? " <span class=\"note\">(from the pipeline's start to this report)</span>" :
 	    " <span class=\"note\">(from the first prompt sent to the last output fetched)</span>");
 	pr_buf_adds(b, "</td></tr>");
 	row_open(b, "prompts");
 	pr_buf_printf(b, "%zu run, %zu cached, %lld retried, %zu failed, %zu skipped</td></tr>",
-	    ran, cached, (long long)retried, failed, skipped);
-	/* GPU time per server, in the order servers first appear. */
-	for (size_t i = 0; i < r->njobs; i++) {
-		const char *server = r->jobs[i].server;
-		double busy = 0;
-		size_t n = 0, sl = 0;
-		bool seen = false;
-		if (!server || r->jobs[i].cached || r->jobs[i].started < 0)
-			continue;
-		for (size_t k = 0; k < i && !seen; k++)
-			seen = r->jobs[k].server && !r->jobs[k].cached && r->jobs[k].started >= 0 &&
-			    strcmp(r->jobs[k].server, server) == 0;
-		if (seen)
-			continue;
-		for (size_t k = i; k < r->njobs; k++) {
-			const struct job *j = &r->jobs[k];
-			if (!j->server || j->cached || strcmp(j->server, server) != 0)
-				continue;
-			if (j->started >= 0 && j->finished >= j->started)
-				busy += j->finished - j->started, n++;
-			sl += j->model_load;
-		}
+	    r->ran, r->cached, (long long)r->retried, r->failed, r->skipped);
+	for (size_t i = 0; i < r->nservers; i++) {
+		const struct server_time *s = &r->servers[i];
 		pr_buf_adds(b, "<tr><th>GPU busy on <code>");
-		esc(b, server);
+		esc(b, s->server);
 		pr_buf_adds(b, "</code></th><td>");
-		seconds(b, busy);
-		if (wall > 0)
-			pr_buf_printf(b, " (%.0f%% of the wall time)", busy / wall * 100);
+		seconds(b, s->busy);
+		if (r->wall > 0)
+			pr_buf_printf(b, " (%.0f%% of the wall time)", s->busy / r->wall * 100);
 		pr_buf_printf(b, ", %zu prompts, %zu model loads <span class=\"note\">(estimated from "
 		    "the server's start and end times, and from consecutive prompts naming "
-		    "different models)</span></td></tr>", n, sl);
+		    "different models)</span></td></tr>", s->prompts, s->loads);
 	}
 	row_open(b, "model loads");
-	pr_buf_printf(b, "%zu <span class=\"note\">(estimated)</span></td></tr>", loads);
+	pr_buf_printf(b, "%zu <span class=\"note\">(estimated)</span></td></tr>", r->loads);
 	row_open(b, "cost");
 	if (r->price >= 0) {
-		pr_buf_printf(b, "%.4f USD <span class=\"note\">(", wall / 3600 * r->price);
-		seconds(b, wall);
+		pr_buf_printf(b, "%.4f USD <span class=\"note\">(", r->wall / 3600 * r->price);
+		seconds(b, r->wall);
 		pr_buf_printf(b, " at %g USD/h, the pod's price ", r->price);
 		esc(b, r->price_from);
 		pr_buf_adds(b, ")</span>");

@@ -64,6 +64,14 @@ struct video {
 	bool unlabelled;         /* drawtext failed: the sheet has no labels */
 };
 
+/* GPU time on one server: each prompt's start to end as it reported
+ * them, and the model loads estimated in gather.c. */
+struct server_time {
+	const char *server;
+	double busy;
+	size_t prompts, loads;
+};
+
 struct run {
 	struct job *jobs;
 	size_t njobs;
@@ -72,7 +80,12 @@ struct run {
 	cJSON *finals;           /* the records read, owned here */
 	cJSON *results;
 	double t0, t1;           /* the timeline's span (epoch seconds) */
-	double wall;             /* seconds, < 0 when unknown */
+	double wall;             /* seconds: from --started, else t0 to t1 */
+	bool wall_given;         /* from --started */
+	size_t ran, cached, failed, skipped, loads;
+	int64_t retried;
+	struct server_time *servers;   /* in the order they first ran a prompt */
+	size_t nservers;
 	double price;            /* < 0 when unknown */
 	const char *price_from;  /* where the price came from */
 };

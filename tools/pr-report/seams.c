@@ -405,15 +405,19 @@ compose(struct video *v, const char *tmp, char **input, bool labels, const char 
 	char **argv = pr_xcalloc(6 * ntiles + 20, sizeof *argv);
 	char **urls = pr_xcalloc(ntiles + 1, sizeof *urls);
 	char *outurl = pr_video_url(sheet);
+	int (*dim)[2] = pr_xcalloc(ntiles + 1, sizeof *dim);
 	int cell_w = 0, box_w = 0, rc, a = 0;
-	int w, h;
 
-	/* The cell's picture box follows the video's shape. */
-	for (size_t i = 0; i < ntiles && !box_w; i++)
-		if (input[i] && png_size(input[i], &w, &h) == 0) {
-			box_w = (int)((int64_t)BOX_H * w / h) & ~1;
+	/* Each picture's size (0 x 0: none to show); the cell's picture box
+	 * follows the first one's shape. */
+	for (size_t i = 0; i < ntiles; i++) {
+		if (!input[i] || png_size(input[i], &dim[i][0], &dim[i][1]) < 0)
+			dim[i][0] = dim[i][1] = 0;
+		if (dim[i][0] && !box_w) {
+			box_w = (int)((int64_t)BOX_H * dim[i][0] / dim[i][1]) & ~1;
 			box_w = box_w < 96 ? 96 : box_w > 428 ? 428 : box_w;
 		}
+	}
 	if (!box_w)
 		box_w = BOX_H;
 	cell_w = box_w > CELL_MIN_W ? box_w : CELL_MIN_W;
@@ -426,9 +430,10 @@ compose(struct video *v, const char *tmp, char **input, bool labels, const char 
 	for (size_t i = 0; i < ntiles; i++) {
 		struct tile *t = &v->seams[i / 3].t[i % 3];
 		int sw = box_w, sh = BOX_H, col = (int)(i % 3), row = (int)(i / 3);
+		int w = dim[i][0], h = dim[i][1];
 		char *lab;
 
-		if (input[i] && png_size(input[i], &w, &h) == 0) {
+		if (w) {
 			if ((int64_t)w * BOX_H >= (int64_t)h * box_w) {
 				sw = box_w;
 				sh = (int)(((int64_t)h * box_w + w / 2) / w);
@@ -498,6 +503,7 @@ out:
 	for (size_t i = 0; i < nin; i++)
 		free(urls[i]);
 	free(urls);
+	free(dim);
 	free(argv);
 	free(outurl);
 	pr_buf_free(&g);
