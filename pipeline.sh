@@ -273,6 +273,13 @@ fi
 if [ -s "$state/results.jsonl" ] || [ -s "$state/finals.jsonl" ]; then
 	finals=$state/finals.jsonl
 	[ -f "$finals" ] || finals=/dev/null
+	# The pod's price, for the report's cost: asked now, while the pod runs
+	# (its stop comes after the report is uploaded). pr-report reads it.
+	if [ "$shutdown" -eq 1 ]; then
+		pr-shutdown --status > "$state/pod.jsonl.tmp" &&
+			mv "$state/pod.jsonl.tmp" "$state/pod.jsonl"
+		rm -f "$state/pod.jsonl.tmp"
+	fi
 	rc=0
 	pr-report --state "$state" --out "$out" --started "$started_at" \
 	    < "$finals" > "$state/reports.jsonl.tmp" || rc=$?

@@ -160,6 +160,10 @@ crop() {
 	loads=$(jq -r 'select(.report == "index") | .servers[0].model_loads' state/reports.jsonl)
 	grep -q "^server http://127.0.0.1:[0-9]*: GPU busy .* $loads model loads (estimated)$" pipeline.out
 	grep -q '12 run, 0 cached, 0 retried, 1 failed, 0 skipped' "$html"
+	# The cost, on the first run: the pod's price was asked while it ran
+	# (its stop, with the price, comes after the report is uploaded).
+	jq -e '.action == "look" and .cost_per_hr == 0.69' state/pod.jsonl
+	grep -q '[0-9.]* USD <span class="note">(.* at 0.69 USD/h, the pod.s price as RunPod reported it during the run)' "$html"
 	# No stray temporary folder is left in the report.
 	[ -z "$(find out/report -name '.tmp-*')" ]
 }

@@ -122,6 +122,45 @@ shutdown() { pr-shutdown --timeout 2 --confirm-time 3 "$@"; }
 	echo "$output" | jq -e '.status == "failed" and (.error | test("could not stop pod pod1: .*runpodctl"))'
 }
 
+@test "pr-shutdown --status: the pod's state and price, through REST or GraphQL; nothing changes" {
+	rp --price 0.69
+	run --separate-stderr shutdown --status
+	assert_success
+	[ -z "$stderr" ]
+	echo "$output" | jq -e '.pod == "pod1" and .action == "look" and .status == "seen"
+	    and .desiredStatus == "RUNNING" and .cost_per_hr == 0.69 and .reason == "--status"'
+	[ "$(state '.requests.rest_get')" = 1 ]
+	# REST refuses: GraphQL answers the same.
+	ctl /fake/faults '{"kind":"status","code":500,"on":"rest_get"}' > /dev/null
+	run --separate-stderr shutdown --status
+	assert_success
+	echo "$output" | jq -e '.desiredStatus == "RUNNING" and .cost_per_hr == 0.69'
+	[ "$(state '.requests.graphql')" = 1 ]
+	# Only looked: no stop of any kind, the pod still runs.
+	[ "$(state '.requests.rest_stop + .requests.rest_delete')" = 0 ]
+	[ "$(pod_status pod1)" = RUNNING ]
+	# A pod RunPod no longer knows.
+	RUNPOD_POD_ID=gone run --separate-stderr shutdown --status
+	assert_success
+	echo "$output" | jq -e '.pod == "gone" and .desiredStatus == "TERMINATED" and (has("cost_per_hr") | not)'
+	# Neither API answers, or no key: status 3 and why.
+	ctl /fake/faults '{"kind":"status","code":500,"times":-1}' > /dev/null
+	run --separate-stderr shutdown --status
+	assert_failure 3
+	[[ $stderr == *'cannot see pod pod1: neither RunPod API answered'* ]]
+	echo "$output" | jq -e '.status == "failed" and .action == "look"'
+	RUNPOD_API_KEY= run --separate-stderr shutdown --status
+	assert_failure 3
+	echo "$output" | jq -e '.error == "cannot see pod pod1: RUNPOD_API_KEY is not set"'
+	# It only looks: with anything that acts, it is a usage error.
+	for other in --force --dry-run --terminate '--expect f' '--watchdog 1h'; do
+		# shellcheck disable=SC2086 # the option and its value are two words
+		run shutdown --status $other < /dev/null
+		assert_failure 2
+		assert_output --partial '--status only looks at the pod'
+	done
+}
+
 @test "pr-shutdown: a pod with a network volume: stop is refused clearly, --terminate works" {
 	start_runpod --pod pod1:RUNNING:network
 	export RUNPOD_POD_ID=pod1 RUNPOD_API_KEY=$RP_KEY RUNPOD_API_URL=$RP/v1 RUNPOD_GRAPHQL_URL=$RP/graphql

@@ -5,7 +5,7 @@
  * results there, STATE/VIDEO/results.jsonl, as make keeps them),
  * STATE/VIDEO/plan.jsonl
  * (how many chunks each video was planned to have) and, for the price,
- * STATE/shutdown.jsonl.
+ * STATE/pod.jsonl or STATE/shutdown.jsonl.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -343,10 +343,17 @@ count(struct run *r)
 	}
 }
 
+/* The price RunPod gave: while the run went on (pr-shutdown --status,
+ * which pipeline.sh asks before the report) or else at a shutdown, which
+ * comes after the report and so is a previous run's. */
 static void
 find_price(struct run *r)
 {
-	cJSON *shut, *rec;
+	static const struct { const char *file, *from; } sources[] = {
+		{ "pod.jsonl", "as RunPod reported it during the run" },
+		{ "shutdown.jsonl", "as RunPod reported it at the last shutdown" },
+	};
+	cJSON *recs, *rec;
 	double p;
 
 	r->price = -1;
@@ -355,14 +362,16 @@ find_price(struct run *r)
 		r->price_from = "as given";
 		return;
 	}
-	if (!(shut = read_state_file("shutdown.jsonl", NULL)))
-		return;
-	cJSON_ArrayForEach(rec, shut)
-		if (pr_json_to_double(pr_json_get(rec, "cost_per_hr"), &p) == 0 && p >= 0) {
-			r->price = p;
-			r->price_from = "as RunPod reported it at the last shutdown";
-		}
-	cJSON_Delete(shut);
+	for (size_t i = 0; i < sizeof sources / sizeof *sources && r->price < 0; i++) {
+		if (!(recs = read_state_file(sources[i].file, NULL)))
+			continue;
+		cJSON_ArrayForEach(rec, recs)
+			if (pr_json_to_double(pr_json_get(rec, "cost_per_hr"), &p) == 0 && p >= 0) {
+				r->price = p;
+				r->price_from = sources[i].from;
+			}
+		cJSON_Delete(recs);
+	}
 }
 
 void

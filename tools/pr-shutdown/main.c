@@ -13,7 +13,7 @@
 
 static struct {
 	const char *expect;
-	bool terminate, dry_run, force;
+	bool terminate, dry_run, force, status;
 	double watchdog;          /* seconds; 0: none */
 	const char *watchdog_text;
 	double confirm_time;
@@ -23,7 +23,8 @@ static struct {
 static const char usage[] =
     "usage: pr-shutdown --expect FINALS [--terminate] [--dry-run] [--force]\n"
     "                   [--confirm-time S] [--timeout S] < uploads\n"
-    "       pr-shutdown --watchdog DURATION [--terminate] [--confirm-time S] [--timeout S]\n";
+    "       pr-shutdown --watchdog DURATION [--terminate] [--confirm-time S] [--timeout S]\n"
+    "       pr-shutdown --status [--timeout S]\n";
 
 static const char help[] =
     "Stops the RunPod pod RUNPOD_POD_ID when every final that was produced\n"
@@ -40,15 +41,16 @@ static const char help[] =
     "  --force              stop without checking the uploads\n"
     "  --watchdog DURATION  wait DURATION (90s, 45m, 6h), then stop the pod\n"
     "                       whatever else is happening; kill it to cancel\n"
+    "  --status             only say the pod's state and price per hour; touch nothing\n"
     "  --confirm-time S     how long to wait for the pod's state (default 60)\n"
     "  --timeout S          a call that moves nothing for S seconds fails (default 20)\n"
     "\n"
     "Environment: RUNPOD_POD_ID, RUNPOD_API_KEY (never on the command line),\n"
     "RUNPOD_API_URL, RUNPOD_GRAPHQL_URL.\n"
     "\n"
-    "Exit status: 0 the pod is stopped (or would be, --dry-run), 1 not stopped\n"
-    "because a final is not uploaded, 2 usage or bad input, 3 the pod could not\n"
-    "be stopped.\n";
+    "Exit status: 0 the pod is stopped (or would be, --dry-run; or was seen,\n"
+    "--status), 1 not stopped because a final is not uploaded, 2 usage or bad\n"
+    "input, 3 the pod could not be stopped (or seen).\n";
 
 /* 90, 90s, 45m, 6h, 1.5h. */
 static double
@@ -76,6 +78,7 @@ parse_options(int argc, char **argv)
 		{ "dry-run", no_argument, NULL, 'n' },
 		{ "force", no_argument, NULL, 'f' },
 		{ "watchdog", required_argument, NULL, 'w' },
+		{ "status", no_argument, NULL, 's' },
 		{ "confirm-time", required_argument, NULL, 'c' },
 		{ "timeout", required_argument, NULL, 'T' },
 		{ "help", no_argument, NULL, 'h' },
@@ -90,6 +93,7 @@ parse_options(int argc, char **argv)
 		case 't': o.terminate = true; break;
 		case 'n': o.dry_run = true; break;
 		case 'f': o.force = true; break;
+		case 's': o.status = true; break;
 		case 'w': o.watchdog = duration(optarg); o.watchdog_text = optarg; break;
 		case 'c': o.confirm_time = pr_seconds_arg(usage, "--confirm-time", optarg, 0, 3600); break;
 		case 'T': o.timeout = (long)pr_seconds_arg(usage, "--timeout", optarg, 1, 3600); break;
@@ -101,10 +105,13 @@ parse_options(int argc, char **argv)
 	if (optind < argc)
 		pr_usage_error(usage, "unexpected argument \"%s\" (upload records come on stdin)",
 		    argv[optind]);
+	if (o.status && (o.watchdog || o.expect || o.force || o.dry_run || o.terminate))
+		pr_usage_error(usage, "--status only looks at the pod: it takes no --watchdog, "
+		    "--expect, --force, --dry-run or --terminate");
 	if (o.watchdog && (o.expect || o.force || o.dry_run))
 		pr_usage_error(usage, "--watchdog stops the pod at its deadline: it takes no "
 		    "--expect, --force or --dry-run");
-	if (!o.watchdog && !o.expect && !o.force)
+	if (!o.status && !o.watchdog && !o.expect && !o.force)
 		pr_usage_error(usage, "--expect FINALS is required (or --force, to stop "
 		    "without checking the uploads)");
 }
@@ -155,7 +162,7 @@ emit(const struct pod *p, const char *status, const char *reason, int nfinals,
 	cJSON *rec = pr_json_object();
 
 	pr_json_set_string(rec, "pod", p->id);
-	pr_json_set_string(rec, "action", o.terminate ? "terminate" : "stop");
+	pr_json_set_string(rec, "action", o.status ? "look" : o.terminate ? "terminate" : "stop");
 	pr_json_set_string(rec, "status", status);
 	pr_json_set_string(rec, "reason", reason);
 	if (nfinals >= 0)
@@ -193,6 +200,20 @@ main(int argc, char **argv)
 		pr_die(PR_EXIT_USAGE, "RUNPOD_API_URL: not an http(s) URL");
 	pr_http_set_timeouts(p.http, o.timeout, o.timeout);
 
+	if (o.status) {
+		/* What pipeline.sh asks before the report, for the run's cost. */
+		if (!pod_look(&p)) {
+			snprintf(err, sizeof err, "cannot see pod %s: %s", p.id, p.key ?
+			    "neither RunPod API answered" : "RUNPOD_API_KEY is not set");
+			pr_warn("%s", err);
+			emit(&p, "failed", "--status", -1, err);
+			rc = PR_EXIT_INFRA;
+		} else {
+			emit(&p, "seen", "--status", -1, NULL);
+			rc = PR_EXIT_OK;
+		}
+		goto out;
+	}
 	if (o.watchdog) {
 		/* Killing this process is how a finished run cancels it. */
 		pr_sleep(o.watchdog);

@@ -160,15 +160,18 @@ graphql_look(struct pod *p, bool *gone)
 	return 1;
 }
 
-void
+bool
 pod_look(struct pod *p)
 {
 	bool gone;
 
 	if (!p->key)
-		return;
-	if (!rest_look(p, &gone))
-		graphql_look(p, &gone);
+		return false;
+	if (!rest_look(p, &gone) && !graphql_look(p, &gone))
+		return false;
+	if (gone)
+		snprintf(p->status, sizeof p->status, "TERMINATED");
+	return true;
 }
 
 /* Waits for the state asked for: EXITED, or (terminate) gone. */

@@ -40,7 +40,9 @@ struct pod {
 /* Stops (or terminates) the pod and confirms its state. 0, or -1 with
  * every way tried named in err. */
 int pod_stop(struct pod *p, bool terminate, char *err, size_t len);
-/* The pod's state and price, where the API tells them; best effort. */
-void pod_look(struct pod *p);
+/* The pod's state and price, where the API tells them: true when either
+ * API answered (a pod it does not know is TERMINATED), false without a
+ * key or an answer. */
+bool pod_look(struct pod *p);
 
 #endif
