@@ -424,6 +424,21 @@ shape_setup(struct pss *p)
 	return r->length;
 }
 
+/* The headers every answer ends with, then out they go. */
+static int
+finish_headers(struct lws *wsi, struct pss *p, unsigned char *start,
+    unsigned char **h, unsigned char *end)
+{
+	if (p->resp.disposition &&
+	    lws_add_http_header_by_name(wsi, (const unsigned char *)"content-disposition:",
+	    (const unsigned char *)p->resp.disposition, (int)strlen(p->resp.disposition), h, end))
+		return -1;
+	if (lws_finalize_write_http_header(wsi, start, h, end))
+		return -1;
+	p->headers_sent = true;
+	return 0;
+}
+
 /*
  * The headers of a shaped body. Content-Length is written by name, so lws
  * neither checks the body against it nor keeps the connection for another
@@ -448,13 +463,8 @@ send_shaped_headers(struct lws *wsi, struct pss *p)
 		    (const unsigned char *)num, (int)strlen(num), &h, end))
 			return -1;
 	}
-	if (p->resp.disposition &&
-	    lws_add_http_header_by_name(wsi, (const unsigned char *)"content-disposition:",
-	    (const unsigned char *)p->resp.disposition, (int)strlen(p->resp.disposition), &h, end))
+	if (finish_headers(wsi, p, start, &h, end))
 		return -1;
-	if (lws_finalize_write_http_header(wsi, start, &h, end))
-		return -1;
-	p->headers_sent = true;
 	if (p->head_only || (!p->sh.endless && p->sh.total == 0))
 		p->sh.done = true;
 	lws_callback_on_writable(wsi);
@@ -548,13 +558,8 @@ send_headers(struct lws *wsi, struct pss *p)
 	    p->resp.content_type ? p->resp.content_type : "application/octet-stream",
 	    (lws_filepos_t)length, &h, end))
 		return -1;
-	if (p->resp.disposition &&
-	    lws_add_http_header_by_name(wsi, (const unsigned char *)"content-disposition:",
-	    (const unsigned char *)p->resp.disposition, (int)strlen(p->resp.disposition), &h, end))
+	if (finish_headers(wsi, p, start, &h, end))
 		return -1;
-	if (lws_finalize_write_http_header(wsi, start, &h, end))
-		return -1;
-	p->headers_sent = true;
 	if (length == 0 || p->head_only)
 		return p->close_after ? -1 : (lws_http_transaction_completed(wsi) ? -1 : 0);
 	lws_callback_on_writable(wsi);

@@ -112,13 +112,48 @@ write_all(int fd, const char *p, size_t len)
 	return 0;
 }
 
+/* Makes a rename in dir durable; best effort, as nothing can be undone. */
+static void
+sync_dir(const char *dir)
+{
+	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (dfd >= 0) {
+		fsync(dfd);
+		close(dfd);
+	}
+}
+
+int
+pr_file_publish(const char *made, const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	char *dir;
+	int fd = open(made, O_RDONLY | O_CLOEXEC), rc, saved;
+
+	if (fd < 0)
+		return -1;
+	rc = fsync(fd);
+	saved = errno;
+	close(fd);
+	if (rc < 0 || rename(made, path) < 0) {
+		if (rc < 0)
+			errno = saved;
+		return -1;
+	}
+	dir = slash ? pr_xstrndup(path, (size_t)(slash - path + (slash == path))) : pr_xstrdup(".");
+	sync_dir(dir);
+	free(dir);
+	return 0;
+}
+
 static int
 write_atomic(const char *path, const void *data, size_t len, bool secret)
 {
 	const char *slash = strrchr(path, '/');
 	char *dir, *tmp;
 	mode_t mask;
-	int fd, saved, dfd;
+	int fd, saved;
 
 	dir = slash ? pr_xstrndup(path, (size_t)(slash - path)) : pr_xstrdup(".");
 	if (slash && slash != path && pr_mkdirs(dir) < 0) {
@@ -149,11 +184,7 @@ write_atomic(const char *path, const void *data, size_t len, bool secret)
 		errno = saved;
 		goto fail;
 	}
-	/* Make the rename itself durable. */
-	if ((dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0) {
-		fsync(dfd);
-		close(dfd);
-	}
+	sync_dir(dir);
 	free(tmp);
 	free(dir);
 	return 0;

@@ -17,6 +17,11 @@ int pr_file_write_atomic(const char *path, const void *data, size_t len);
 /* The same, with mode 0600 whatever the umask (secrets: session URIs). */
 int pr_file_write_secret(const char *path, const void *data, size_t len);
 
+/* Publishes a file made whole elsewhere (by ffmpeg, say) under its final
+ * name: fsyncs it, renames it over path (same file system) and makes the
+ * rename durable, so path is the old file or the whole new one. */
+int pr_file_publish(const char *made, const char *path);
+
 /* Removes everything inside dir, keeping dir itself. */
 void pr_empty_dir(const char *dir);
 /* mkdir -p */

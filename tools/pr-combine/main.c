@@ -259,20 +259,11 @@ final_record(const struct video *v, const struct pr_video_info *info, long long 
 	return rec;
 }
 
-/* fsync and rename the verified file over the final's name. */
+/* The verified file becomes the final. */
 static int
 publish(const struct video *v, const char *file, char *err, size_t errlen)
 {
-	FILE *fp = fopen(file, "r+");
-
-	if (!fp || fsync(fileno(fp)) < 0) {
-		snprintf(err, errlen, "%s: %s", file, strerror(errno));
-		if (fp)
-			fclose(fp);
-		return -1;
-	}
-	fclose(fp);
-	if (rename(file, v->final) < 0) {
+	if (pr_file_publish(file, v->final) < 0) {
 		snprintf(err, errlen, "%s: %s", v->final, strerror(errno));
 		return -1;
 	}

@@ -510,20 +510,6 @@ out:
 	return rc;
 }
 
-/* Makes the file's data durable before the rename publishes it. */
-static int
-sync_file(const char *path)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	int rc;
-
-	if (fd < 0)
-		return -1;
-	rc = fsync(fd);
-	close(fd);
-	return rc;
-}
-
 int
 write_sheet(struct video *v, const char *tmp)
 {
@@ -549,7 +535,7 @@ write_sheet(struct video *v, const char *tmp)
 		pr_warn("%s: the labels were left out: %s", dest, err);
 		v->unlabelled = true;
 	}
-	if (sync_file(made) < 0 || rename(made, dest) < 0) {
+	if (pr_file_publish(made, dest) < 0) {
 		snprintf(err, sizeof err, "%s: %s", dest, strerror(errno));
 		goto out;
 	}
